@@ -1,0 +1,67 @@
+"""The config reference, generated from the schemas (docs/config.md and `lmforge config`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from lmforge.config.schema import GROUPS
+
+GROUP_TITLES = {
+    "model": "Model",
+    "data": "Data",
+    "method": "Method (stage and fine-tuning type)",
+    "train": "Training",
+    "generate": "Generation",
+    "export": "Export",
+}
+
+
+def _type_name(field: FieldInfo) -> str:
+    text = str(field.annotation).replace("typing.", "").replace("NoneType", "None")
+    return text.replace("<class '", "").replace("'>", "")
+
+
+def _default(field: FieldInfo) -> str:
+    value: Any = field.get_default(call_default_factory=True)
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _rows(schema: type[BaseModel]) -> list[tuple[str, str, str, str]]:
+    return [
+        (name, _type_name(field), _default(field), field.description or "")
+        for name, field in schema.model_fields.items()
+        if name != "extra"
+    ]
+
+
+def render_text() -> str:
+    lines: list[str] = []
+    for group, schema in GROUPS.items():
+        lines.append(f"[{GROUP_TITLES[group]}]")
+        for name, type_name, default, help_text in _rows(schema):
+            lines.append(f"  {name}: {type_name} = {default}")
+            lines.append(f"      {help_text}")
+        lines.append("")
+    lines.append("Any other transformers TrainingArguments field is passed through to the trainer.")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown() -> str:
+    out = [
+        "# Config reference",
+        "",
+        "Generated from the schemas by `lmforge config --markdown`; a test keeps it in sync.",
+        "Keys are flat in YAML (LLaMA-Factory's names); the groups below are for reading.",
+        "Any other transformers `TrainingArguments` field is passed through to the trainer.",
+        "",
+    ]
+    for group, schema in GROUPS.items():
+        out += [f"## {GROUP_TITLES[group]}", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        for name, type_name, default, help_text in _rows(schema):
+            out.append(f"| `{name}` | `{type_name}` | `{default}` | {help_text} |")
+        out.append("")
+    return "\n".join(out)
