@@ -28,7 +28,7 @@ class TrainConfig(BaseModel):
     max_steps: int = Field(-1, description="Stop after this many optimiser steps (overrides epochs if > 0).")
     lr_scheduler_type: str = Field("cosine", description="Scheduler: cosine, linear, constant, ...")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
-    warmup_ratio: float = Field(0.0, ge=0, le=1, description="Warm-up as a share of all steps.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warm-up as a share of all steps.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
     optim: str = Field("adamw_torch", description="Optimiser name as transformers spells it.")

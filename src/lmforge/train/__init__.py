@@ -1,0 +1,1 @@
+"""Training: one entry point (run.run_training), stage modules, and callbacks every stage shares."""

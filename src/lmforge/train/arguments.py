@@ -1,0 +1,66 @@
+"""RunConfig → transformers TrainingArguments, with device-aware precision and pass-through keys."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lmforge.config.schema import RunConfig
+from lmforge.errors import LmforgeError
+from lmforge.models.device import has_cuda, training_precision
+
+# Our keys that TrainingArguments takes under the same name.
+SAME_NAME = (
+    "do_train",
+    "do_eval",
+    "output_dir",
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "max_grad_norm",
+    "optim",
+    "logging_steps",
+    "save_steps",
+    "save_total_limit",
+    "save_strategy",
+    "eval_strategy",
+    "eval_steps",
+    "seed",
+    "ddp_timeout",
+)
+
+
+def build_training_arguments(cfg: RunConfig) -> Any:
+    from transformers import TrainingArguments
+
+    train = cfg.train
+    _, bf16, fp16 = training_precision(train.bf16, train.fp16, train.pure_bf16)
+    kwargs: dict[str, Any] = {key: getattr(train, key) for key in SAME_NAME}
+    if train.warmup_ratio and not train.warmup_steps:
+        kwargs["warmup_steps"] = train.warmup_ratio  # transformers 5: a float < 1 is a ratio
+    kwargs.update(
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=not has_cuda(),
+        report_to=[] if train.report_to == ["none"] else train.report_to,
+        remove_unused_columns=False,  # our collator reads position_ids etc.
+        logging_first_step=True,
+        disable_tqdm=False,
+        data_seed=train.seed,
+    )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        kwargs["ddp_find_unused_parameters"] = False
+        if not has_cuda():
+            kwargs["ddp_backend"] = "gloo"
+    kwargs.update(train.extra)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        return TrainingArguments(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise LmforgeError(f"invalid training arguments: {err}") from None

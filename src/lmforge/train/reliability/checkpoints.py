@@ -1,0 +1,140 @@
+"""Checkpoints that are either complete or absent: staged, fsynced, renamed into place, marked.
+
+transformers' ``Trainer._save_checkpoint`` writes straight into ``checkpoint-N``; a crash halfway
+(kill -9, full disk, power loss) leaves a directory that looks like a checkpoint but does not
+load, and ``get_last_checkpoint`` would pick it. Here every save goes to
+``output_dir/.lmforge-staging/checkpoint-N``, each file and directory is fsynced, a marker file
+``lmforge_complete.json`` is written last, and only then is the directory renamed to
+``output_dir/checkpoint-N`` (one atomic ``rename`` on the same file system). Resume only trusts
+directories holding the marker, so a partial directory is never "latest".
+
+Cost: one extra fsync pass per save (seconds for multi-GB checkpoints on slow disks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lmforge.errors import LmforgeError
+
+STAGING_DIR = ".lmforge-staging"
+COMPLETE_MARKER = "lmforge_complete.json"
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+# Headroom over the estimated checkpoint size: safetensors/pickle overhead, tokenizer, metadata.
+DISK_MARGIN = 1.1
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step N of a ``checkpoint-N`` directory name, or None for any other name."""
+    match = CHECKPOINT_RE.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def is_complete_checkpoint(path: str | Path) -> bool:
+    """True when ``path`` was fully written: our marker plus the trainer state it certifies."""
+    path = Path(path)
+    return (path / COMPLETE_MARKER).is_file() and (path / "trainer_state.json").is_file()
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The complete ``checkpoint-N`` with the highest N in ``output_dir``, or None.
+
+    Directories without the completion marker (a save killed midway, or a checkpoint written
+    by plain transformers) are skipped, never guessed at.
+    """
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = [
+        (step, child)
+        for child in root.iterdir()
+        if child.is_dir() and (step := checkpoint_step(child)) is not None and is_complete_checkpoint(child)
+    ]
+    return max(found)[1] if found else None
+
+
+def fsync_tree(path: Path) -> None:
+    """Flush every file, then every directory (children first), so a rename publishes data on disk."""
+    for root, _dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(root))
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename or new entry inside it survives a crash (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (and Windows) refuse fsync on directories
+    finally:
+        os.close(fd)
+
+
+def publish_checkpoint(staged: Path, final: Path, step: int) -> Path:
+    """Mark ``staged`` complete and rename it to ``final``, replacing an older copy of the same step."""
+    marker = {"step": step, "files": sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())}
+    (staged / COMPLETE_MARKER).write_text(json.dumps(marker, indent=1))
+    fsync_tree(staged)
+    if final.exists():
+        # Same step saved twice (e.g. a signal save right after a scheduled save): the old one is
+        # moved aside first, so at every instant one complete copy exists under some name.
+        trash = staged.parent / f"{final.name}.old"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(final, trash)
+        os.replace(staged, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staged, final)
+    fsync_dir(final.parent)
+    return final
+
+
+def clear_staging(output_dir: str | Path) -> None:
+    """Remove leftovers of saves that died midway; they never held a complete checkpoint."""
+    shutil.rmtree(Path(output_dir) / STAGING_DIR, ignore_errors=True)
+
+
+def estimate_checkpoint_bytes(model: Any, with_optimizer: bool) -> int:
+    """Bytes a checkpoint of ``model`` needs: weights saved (trainable only for adapters) + Adam's two moments.
+
+    A PEFT model saves only its adapter; a full model saves every parameter. AdamW keeps two fp32
+    moments per trainable parameter, saved in optimizer.pt.
+    """
+    params = list(model.parameters())
+    trainable = [p for p in params if p.requires_grad]
+    is_peft = hasattr(model, "peft_config")
+    weights = sum(p.numel() * p.element_size() for p in (trainable if is_peft else params))
+    moments = 2 * 4 * sum(p.numel() for p in trainable) if with_optimizer else 0
+    return int((weights + moments) * DISK_MARGIN)
+
+
+def check_disk_space(directory: str | Path, needed: int, what: str) -> None:
+    """Raise a clear LmforgeError before a save that cannot fit, instead of a torn file later."""
+    directory = Path(directory)
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed:
+        raise LmforgeError(
+            f"not enough disk space to save {what} in {directory}: needs about {_gb(needed)}, {_gb(free)} free",
+            "free space, set save_total_limit to keep fewer checkpoints, or choose another output_dir",
+        )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"

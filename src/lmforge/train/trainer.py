@@ -1,0 +1,42 @@
+"""The Trainer every causal-LM stage uses: transformers' Trainer plus LoRA+ optimizer groups.
+
+Loss over accumulation steps is normalised by the count of trained tokens in the whole
+accumulated batch (transformers passes ``num_items_in_batch`` to the model), so batch 1 x
+accumulation k gives the same update as batch k even with sequences of different lengths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+
+class LmforgeTrainer(Trainer):
+    def __init__(self, *args: Any, loraplus_lr_ratio: float | None = None, **kwargs: Any) -> None:
+        self.loraplus_lr_ratio = loraplus_lr_ratio
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        if self.loraplus_lr_ratio is None or self.optimizer is not None:
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        self.optimizer = _loraplus_optimizer(self, self.loraplus_lr_ratio)
+        return self.optimizer
+
+
+def _loraplus_optimizer(trainer: Trainer, ratio: float) -> torch.optim.Optimizer:
+    """LoRA+ (Hayou et al. 2024): B matrices learn ``ratio`` times faster than A matrices."""
+    args = trainer.args
+    decay_names = set(trainer.get_decay_parameter_names(trainer.model))
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, param in trainer.model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lr = args.learning_rate * (ratio if "lora_B" in name else 1.0)
+        decay = args.weight_decay if name in decay_names else 0.0
+        groups.setdefault((lr, decay), []).append(param)
+    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, trainer.model)
+    optimizer_kwargs.pop("lr", None)
+    param_groups = [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
+    return optimizer_cls(param_groups, **optimizer_kwargs)
