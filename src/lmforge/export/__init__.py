@@ -1,0 +1,1 @@
+"""Export: merged, standalone model directories."""

@@ -1,0 +1,53 @@
+"""Merge adapters into the base weights and write a model directory atomically."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from lmforge.config import RunConfig
+from lmforge.errors import LmforgeError
+
+
+def export_model(cfg: RunConfig) -> Path:
+    from lmforge.models.loader import load_model
+    from lmforge.models.tokenizer import load_tokenizer
+
+    if not cfg.export.export_dir:
+        raise LmforgeError("export needs export_dir", "add export_dir: path/to/merged-model")
+    target = Path(cfg.export.export_dir)
+    if target.exists() and any(target.iterdir()) and not cfg.train.overwrite_output_dir:
+        raise LmforgeError(
+            f"export_dir {target} is not empty; nothing was changed",
+            "choose another export_dir, or set overwrite_output_dir: true",
+        )
+    adapters = cfg.model.adapter_name_or_path or []
+    # The tokenizer saved beside an adapter carries the training chat template: prefer it.
+    tokenizer_cfg = cfg.model.model_copy(update={"model_name_or_path": adapters[-1]}) if adapters else cfg.model
+    tokenizer = load_tokenizer(tokenizer_cfg if adapters and _has_tokenizer(adapters[-1]) else cfg.model)
+    model = load_model(cfg, tokenizer, trainable=False)
+    if cfg.export.export_dtype != "auto":
+        model = model.to(getattr(torch, cfg.export.export_dtype))
+    if adapters and (Path(adapters[-1]) / "generation_config.json").is_file():
+        from transformers import GenerationConfig
+
+        model.generation_config = GenerationConfig.from_pretrained(adapters[-1])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(staging, max_shard_size=f"{cfg.export.export_size}GB")
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _has_tokenizer(path: str) -> bool:
+    return (Path(path) / "tokenizer_config.json").is_file()
