@@ -1,0 +1,1 @@
+"""Data: registry → loaders → converters → canonical record → template → processor → packing → collator."""

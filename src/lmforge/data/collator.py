@@ -1,0 +1,50 @@
+"""Batching tokenized rows for the Trainer: right padding with the pad token and -100 labels.
+
+For neat packing the batch carries ``position_ids`` and no ``attention_mask``: transformers builds the
+block-diagonal mask from the position restarts only when the mask is absent. Padding then gets
+position 0 on every pad token, so each pad is its own one-token "sample" and cannot disturb real ones
+(it also sits after them, which causal attention already hides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lmforge.data.processors import IGNORE_INDEX
+
+
+@dataclass
+class PaddingCollator:
+    pad_token_id: int
+    with_attention_mask: bool = True
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        longest = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        batch: dict[str, list[list[int]]] = {"input_ids": [], "labels": []}
+        has_positions = "position_ids" in features[0]
+        if has_positions:
+            batch["position_ids"] = []
+        if self.with_attention_mask:
+            batch["attention_mask"] = []
+        for f in features:
+            n = len(f["input_ids"])
+            pad = longest - n
+            batch["input_ids"].append(list(f["input_ids"]) + [self.pad_token_id] * pad)
+            batch["labels"].append(list(f["labels"]) + [IGNORE_INDEX] * pad)
+            if has_positions:
+                batch["position_ids"].append(list(f["position_ids"]) + [0] * pad)
+            if self.with_attention_mask:
+                batch["attention_mask"].append([1] * n + [0] * pad)
+        return {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
+
+
+def build_collator(cfg: Any, tokenizer: Any) -> PaddingCollator:
+    """The collator for ``cfg``'s data: attention_mask is left out exactly when neat packing is on."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return PaddingCollator(pad_token_id=pad, with_attention_mask=not cfg.data.neat_packing)

@@ -1,0 +1,199 @@
+"""Raw rows of each format (alpaca, sharegpt, OpenAI messages, text) → canonical records.
+
+``convert_row`` returns ``(record, None)`` or ``(None, reason)``: conversations that cannot be
+trained on are dropped and their reasons counted for the report; mistakes in the file itself
+(unknown roles, a missing column) raise ``LmforgeError`` naming the file, record and field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lmforge.data.record import check_roles, drop_reason, make_record, message, record_text
+from lmforge.data.registry import OPENAI_TAGS, DatasetAttr
+from lmforge.errors import LmforgeError
+
+Converted = tuple[dict[str, Any] | None, str | None]
+
+
+def detect_formatting(columns: set[str], attr: DatasetAttr) -> str:
+    """The formatting of a file given by path, from its column names."""
+    if "conversations" in columns:
+        return "sharegpt"
+    if "messages" in columns:
+        return "openai"
+    if "instruction" in columns:
+        return "alpaca"
+    if "text" in columns:
+        return "text"
+    raise LmforgeError(
+        f"{attr.path}: cannot tell the data format from its columns {sorted(columns)}",
+        "use alpaca (instruction/input/output), sharegpt (conversations), OpenAI (messages) or text "
+        "columns, or describe the file in dataset_info.json",
+    )
+
+
+def check_columns(attr: DatasetAttr, columns: set[str], stage: str) -> None:
+    """A missing column is named with its file, before any row is converted."""
+    required = set(attr.explicit_columns)
+    if attr.formatting in ("alpaca", "text"):
+        required.add("prompt")
+        if attr.formatting == "alpaca" and stage != "pt":
+            required |= {"chosen", "rejected"} if attr.ranking else {"response"}
+    else:
+        required.add("messages")
+    for key in sorted(required):
+        name = attr.column(key)
+        if name and name not in columns:
+            raise LmforgeError(
+                f"{attr.path}: missing column {name!r} (the {key} column of {attr.formatting} data set "
+                f"{attr.name!r}); columns found: {sorted(columns)}",
+                f"rename the column, or map it with columns: {{{key}: ...}} in dataset_info.json",
+            )
+
+
+def convert_row(row: dict[str, Any], attr: DatasetAttr, index: int, stage: str) -> Converted:
+    """One raw row → a canonical record for ``stage`` (pt records carry only ``text``)."""
+    where = f"{attr.path}: record {index}"
+    if attr.formatting == "text":
+        record = make_record(text=_text(row.get(attr.column("prompt") or "text")))
+    elif attr.formatting == "alpaca":
+        record = _alpaca(row, attr)
+    else:
+        record = _sharegpt(row, attr, where)
+    if stage == "pt":
+        text = record_text(record)
+        return (make_record(text=text), None) if text.strip() else (None, "empty text")
+    if record["text"] is not None and not record["messages"]:
+        return None, "text only (stage sft needs conversations)"
+    check_roles(record["messages"], where)
+    reason = drop_reason(record, needs_response=record["chosen"] is None and record["kto_label"] is None)
+    return (None, reason) if reason else (record, None)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _alpaca(row: dict[str, Any], attr: DatasetAttr) -> dict[str, Any]:
+    messages = []
+    for pair in _get(row, attr, "history") or []:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise LmforgeError(f"{attr.path}: history entries must be [query, response] pairs, got {pair!r}")
+        messages += [message("user", _text(pair[0])), message("assistant", _text(pair[1]))]
+    prompt = _text(_get(row, attr, "prompt"))
+    query = _text(_get(row, attr, "query"))
+    messages.append(message("user", f"{prompt}\n{query}" if prompt and query else prompt or query))
+    chosen = rejected = None
+    if attr.ranking:
+        chosen = message("assistant", _text(_get(row, attr, "chosen")))
+        rejected = message("assistant", _text(_get(row, attr, "rejected")))
+    else:
+        response = _get(row, attr, "response")
+        if isinstance(response, list) and response:  # LLaMA-Factory's KTO rows keep a list
+            response = response[0]
+        if response is not None:
+            messages.append(message("assistant", _text(response)))
+    return make_record(
+        messages,
+        system=_text(_get(row, attr, "system")),
+        tools=_text(_get(row, attr, "tools")),
+        chosen=chosen,
+        rejected=rejected,
+        kto_label=_kto_label(row, attr),
+    )
+
+
+def _sharegpt(row: dict[str, Any], attr: DatasetAttr, where: str) -> dict[str, Any]:
+    field = attr.column("messages") or "conversations"
+    turns = row.get(field) or []
+    if not isinstance(turns, list):
+        raise LmforgeError(f"{where}: field {field!r} must be a list of messages, got {type(turns).__name__}")
+    tags = _tags_for(turns, attr)
+    system = _text(_get(row, attr, "system"))
+    messages = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict) or tags["role_tag"] not in turn:
+            raise LmforgeError(
+                f"{where}: field {field!r} message {i} has no {tags['role_tag']!r} key",
+                "map the key names with tags: {role_tag: ..., content_tag: ...} in dataset_info.json",
+            )
+        role = turn[tags["role_tag"]]
+        if i == 0 and role == tags["system_tag"]:
+            system = system or _text(turn.get(tags["content_tag"]))
+            continue
+        messages.append(_turn(turn, role, tags, f"{where}, field {field!r} message {i}"))
+    chosen = rejected = None
+    if attr.ranking:
+        chosen = _turn(_get(row, attr, "chosen") or {}, "assistant", tags, where)
+        rejected = _turn(_get(row, attr, "rejected") or {}, "assistant", tags, where)
+    return make_record(
+        messages,
+        system=system,
+        tools=_text(_get(row, attr, "tools")),
+        chosen=chosen,
+        rejected=rejected,
+        kto_label=_kto_label(row, attr),
+    )
+
+
+def _tags_for(turns: list[Any], attr: DatasetAttr) -> dict[str, str]:
+    """OpenAI-style messages (role/content) are accepted in a sharegpt entry whose tags do not match."""
+    first = turns[0] if turns and isinstance(turns[0], dict) else {}
+    if attr.tags["role_tag"] not in first and "role" in first:
+        return OPENAI_TAGS
+    return attr.tags
+
+
+def _turn(turn: dict[str, Any], role: Any, tags: dict[str, str], where: str) -> dict[str, Any]:
+    content = _text(turn.get(tags["content_tag"]))
+    if role == tags["user_tag"]:
+        return message("user", content)
+    if role == tags["assistant_tag"]:
+        calls = turn.get("tool_calls")
+        return message("assistant", content, _tool_calls(calls, where) if calls else None)
+    if role == tags["observation_tag"]:
+        return message("tool", content)
+    if role == tags["function_tag"]:
+        return message("assistant", "", _tool_calls(content, where))
+    known = [tags[key] for key in ("user_tag", "assistant_tag", "observation_tag", "function_tag")]
+    raise LmforgeError(
+        f"{where} has invalid role {role!r} (expected one of {', '.join(map(repr, known))})",
+        "fix the record, or map the role names with tags in dataset_info.json",
+    )
+
+
+def _tool_calls(calls: Any, where: str) -> str:
+    """Any tool-call spelling (LLaMA-Factory's function_call text, OpenAI's tool_calls) → JSON list text."""
+    if isinstance(calls, str):
+        try:
+            calls = json.loads(calls)
+        except json.JSONDecodeError as err:
+            raise LmforgeError(f"{where}: tool call is not valid JSON: {err.msg}") from None
+    calls = calls if isinstance(calls, list) else [calls]
+    normalised = []
+    for call in calls:
+        if not isinstance(call, dict):
+            raise LmforgeError(f"{where}: a tool call must be an object with name and arguments, got {call!r}")
+        function = call.get("function", call)  # OpenAI nests {"type": "function", "function": {...}}
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError:
+                pass
+        normalised.append({"name": function.get("name"), "arguments": arguments})
+    return json.dumps(normalised, ensure_ascii=False)
+
+
+def _get(row: dict[str, Any], attr: DatasetAttr, key: str) -> Any:
+    name = attr.column(key)
+    return row.get(name) if name else None
+
+
+def _kto_label(row: dict[str, Any], attr: DatasetAttr) -> bool | None:
+    value = _get(row, attr, "kto_tag")
+    return None if value is None else bool(value)
