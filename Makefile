@@ -20,7 +20,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/lmforge train examples/quickstart.yaml overwrite_output_dir=true
-	$(BIN)/lmforge chat examples/quickstart.yaml --query "Who are you?"
+	$(BIN)/lmforge chat examples/quickstart.yaml adapter_name_or_path=saves/quickstart --query "Who are you?"
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
