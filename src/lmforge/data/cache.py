@@ -51,8 +51,14 @@ def tokenizer_identity(tokenizer: Any) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     vocab = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
     special = json.dumps(
-        [type(tokenizer).__name__, tokenizer.all_special_tokens, tokenizer.eos_token_id, tokenizer.bos_token_id,
-         tokenizer.pad_token_id, getattr(tokenizer, "chat_template", None)],
+        [
+            type(tokenizer).__name__,
+            tokenizer.all_special_tokens,
+            tokenizer.eos_token_id,
+            tokenizer.bos_token_id,
+            tokenizer.pad_token_id,
+            getattr(tokenizer, "chat_template", None),
+        ],
         default=str,
     )
     return _sha(vocab + special)

@@ -33,9 +33,7 @@ def resample(dataset: Dataset, num_samples: int, seed: int) -> Dataset:
     return dataset.select(indices)
 
 
-def mix(
-    datasets: list[AnyDataset], strategy: str, probs: list[float] | None, seed: int
-) -> AnyDataset:
+def mix(datasets: list[AnyDataset], strategy: str, probs: list[float] | None, seed: int) -> AnyDataset:
     """One data set from several, per ``mix_strategy``."""
     if len(datasets) == 1:
         return datasets[0]

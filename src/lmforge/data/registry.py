@@ -25,7 +25,16 @@ DEFAULT_COLUMNS: dict[str, dict[str, str | None]] = {
     "text": {"prompt": "text"},
 }
 COLUMN_KEYS = (
-    "prompt", "query", "response", "history", "messages", "system", "tools", "chosen", "rejected", "kto_tag",
+    "prompt",
+    "query",
+    "response",
+    "history",
+    "messages",
+    "system",
+    "tools",
+    "chosen",
+    "rejected",
+    "kto_tag",
 )
 DEFAULT_TAGS = {
     "role_tag": "from",
@@ -69,8 +78,15 @@ class DatasetAttr:
         columns = {**DEFAULT_COLUMNS.get(formatting, {}), **self.columns}
         tags = dict(OPENAI_TAGS) if formatting == "openai" and self.formatting == "auto" else self.tags
         return DatasetAttr(
-            self.name, self.path, formatting, columns, self.explicit_columns, tags,
-            self.ranking, self.split, self.num_samples,
+            self.name,
+            self.path,
+            formatting,
+            columns,
+            self.explicit_columns,
+            tags,
+            self.ranking,
+            self.split,
+            self.num_samples,
         )
 
 
