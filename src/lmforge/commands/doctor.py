@@ -1,0 +1,112 @@
+"""`lmforge doctor cfg.yaml`: everything that can be checked before weights load, as one table.
+
+Steps run in the order training runs them — config, tokenizer, template, data, template checks —
+and stop at the first step that fails, with its fix. Exit status 0 when nothing is an error, 1
+otherwise, so CI can gate a training job on it. Costs a few seconds: no model weights load.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from lmforge.commands import add_config_arguments
+from lmforge.errors import LmforgeError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("doctor", help="check config, tokenizer, data and chat template before training")
+    add_config_arguments(parser)
+    parser.add_argument("--json", metavar="PATH", help="also write the findings as JSON to PATH")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lmforge.doctor.report import Finding, Report, render_table, write_report
+
+    findings: list[Finding] = []
+
+    def step(title: str, action: Callable[[], tuple[Any, str]]) -> Any:
+        try:
+            value, message = action()
+        except LmforgeError as err:
+            findings.append(Finding(title, title, "error", err.message, err.hint or ""))
+            return None
+        findings.append(Finding(title, title, "ok", message))
+        return value
+
+    report = Report(template="?")
+    cfg = step("config", lambda: _config(args))
+    tokenizer = cfg and step("tokenizer", lambda: _tokenizer(cfg))
+    template = tokenizer and step("template", lambda: _template(cfg, tokenizer))
+    if template is not None:
+        report.template = template.name
+        records = _records(cfg, findings)
+        if records is not False:
+            report = _checks(cfg, tokenizer, template, records, findings)
+    report.findings = findings
+    render_table(findings, title=f"lmforge doctor {args.config or ''}".rstrip())
+    errors, warnings = len(report.errors), len(report.warnings)
+    print(f"doctor: {errors} error(s), {warnings} warning(s)" + (" — training would stop" if errors else ""))
+    if args.json:
+        path = write_report(report, ".")
+        path.replace(args.json)
+    return 1 if errors else 0
+
+
+def _config(args: argparse.Namespace) -> tuple[Any, str]:
+    from lmforge.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    where = args.config or "command line"
+    return cfg, f"{where}: stage {cfg.method.stage}, template {cfg.data.template}, cutoff_len {cfg.data.cutoff_len}"
+
+
+def _tokenizer(cfg: Any) -> tuple[Any, str]:
+    from lmforge.models.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.model)
+    own = "has a chat template" if getattr(tokenizer, "chat_template", None) else "has no chat template"
+    return tokenizer, f"{cfg.model.model_name_or_path}: {len(tokenizer)} tokens, eos {tokenizer.eos_token!r}, {own}"
+
+
+def _template(cfg: Any, tokenizer: Any) -> tuple[Any, str]:
+    from lmforge.data.templates import get_template
+
+    template = get_template(cfg.data.template, tokenizer, default_system=cfg.data.default_system)
+    return template, f"{template.name}: end of turn {template.turn_suffix(tokenizer)!r}"
+
+
+def _records(cfg: Any, findings: list) -> Any:
+    """Canonical training records, None when no data set is configured, False when loading failed."""
+    from lmforge.doctor.report import Finding
+
+    if not cfg.data.dataset:
+        findings.append(Finding("data", "data", "warning", "no dataset set: checks use a probe conversation only"))
+        return None
+    from lmforge.data.pipeline import load_records
+
+    try:
+        train, _ = load_records(cfg)
+    except LmforgeError as err:
+        findings.append(Finding("data", "data", "error", err.message, err.hint or ""))
+        return False
+    count = f"{len(train)} records" if hasattr(train, "__len__") else "streaming records"
+    findings.append(Finding("data", "data", "ok", f"{', '.join(cfg.data.dataset)}: {count}"))
+    return train
+
+
+def _checks(cfg: Any, tokenizer: Any, template: Any, records: Any, findings: list) -> Any:
+    from lmforge.doctor.checks import run_template_checks
+    from lmforge.doctor.report import Finding
+
+    if cfg.data.template_checks == "off":
+        findings.append(
+            Finding("template_checks", "template checks", "warning", "template_checks: off — training skips "
+                    "these checks; doctor runs them anyway", "set template_checks: strict")
+        )  # fmt: skip
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"template_checks": "warn"})})
+    report = run_template_checks(cfg, tokenizer, template, records)
+    findings.extend(report.findings)
+    return report
