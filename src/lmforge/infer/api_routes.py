@@ -1,0 +1,167 @@
+"""The generation endpoints: ``/v1/chat/completions`` and ``/v1/completions``.
+
+Prompts are built by the engine's template (train/serve parity); a prompt that leaves no room in
+the model's context is a 413. With ``tools``, answers are parsed for tool calls by the template;
+a streamed answer is then held until it is complete, since a partial ``<tool_call>`` cannot be
+told apart from text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from fastapi.responses import StreamingResponse
+
+from lmforge.errors import LmforgeError
+from lmforge.infer import api_responses as R
+from lmforge.infer.api_fanout import Fanout
+from lmforge.infer.api_responses import ApiError
+from lmforge.infer.api_schemas import ChatCompletionRequest, CompletionRequest, _Sampling
+from lmforge.infer.engine import Engine
+from lmforge.infer.params import SamplingParams
+from lmforge.infer.scheduler import EngineBusyError
+
+
+def sampling_params(engine: Engine, body: _Sampling, prompt_len: int, limit: int | None) -> SamplingParams:
+    room = engine.context_len - prompt_len
+    if room <= 0:
+        raise ApiError(
+            413,
+            f"the prompt has {prompt_len} tokens; this model's context holds {engine.context_len}",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    params = engine.defaults.updated(
+        top_p=body.top_p, top_k=body.top_k, repetition_penalty=body.repetition_penalty, seed=body.seed
+    )
+    if body.temperature is not None:
+        params = params.updated(temperature=body.temperature, do_sample=body.temperature > 0)
+    return replace(params, max_new_tokens=min(limit or params.max_new_tokens, room), stop=body.stop_words())
+
+
+def start(engine: Engine, prompts: list[list[int]], params: SamplingParams) -> Fanout:
+    try:
+        return Fanout(engine, prompts, params)
+    except EngineBusyError as err:
+        raise ApiError(503, str(err), type_="server_error", code="server_busy") from None
+
+
+def _conversation(engine: Engine, body: ChatCompletionRequest) -> tuple[list[int], str | None]:
+    """Prompt ids and the tools JSON (None when the request has none)."""
+    system = "\n".join(m.text() for m in body.messages if m.role in ("system", "developer")) or None
+    messages = [m.canonical() for m in body.messages if m.role not in ("system", "developer")]
+    tools = None
+    if body.tools:
+        if not getattr(engine.template, "supports_tools", False):
+            raise ApiError(400, f"template {engine.template.name} does not support tools", param="tools")
+        tools = json.dumps([t.model_dump(exclude_none=True) for t in body.tools], ensure_ascii=False)
+    if not messages or messages[-1]["role"] not in ("user", "tool"):
+        raise ApiError(400, "the last message must be from the user or a tool", param="messages")
+    try:
+        return engine.encode_chat(messages, system, tools), tools
+    except LmforgeError as err:
+        raise ApiError(400, str(err), param="messages") from None
+
+
+async def chat_completions(engine: Engine, body: ChatCompletionRequest) -> Any:
+    prompt, tools = _conversation(engine, body)
+    params = sampling_params(engine, body, len(prompt), body.token_limit())
+    fanout = start(engine, [prompt] * body.n, params)
+    rid = R.new_id("chatcmpl")
+    parse = engine.template.parse_tool_calls if tools else None
+    if body.stream:
+        return _sse(_chat_stream(fanout, rid, body, len(prompt), parse))
+    done = await fanout.completions()
+    choices = []
+    for index, completion in enumerate(done):
+        message, reason = R.chat_message(completion.text, parse(completion.text) if parse else None)
+        choices.append(
+            {"index": index, "message": message, "finish_reason": reason or completion.finish_reason, "logprobs": None}
+        )
+    return R.chat_completion(rid, body.model, choices, len(prompt), done)
+
+
+async def _chat_stream(
+    fanout: Fanout, rid: str, body: ChatCompletionRequest, prompt_len: int, parse
+) -> AsyncIterator[str]:
+    obj, model = "chat.completion.chunk", body.model
+    extra = {"usage": None} if body.include_usage else {}
+
+    def send(index: int, delta: dict[str, Any], reason: str | None = None) -> str:
+        choice = {"index": index, "delta": delta, "finish_reason": reason, "logprobs": None}
+        return R.chunk(rid, obj, model, [choice], **extra)
+
+    for index in range(body.n):
+        yield send(index, {"role": "assistant", "content": ""})
+    held: dict[int, list[str]] = {i: [] for i in range(body.n)}
+    completion_tokens = 0
+    async for index, event in fanout.events():
+        if event.error:
+            yield R.error_event(event.error)
+            return
+        if parse:
+            held[index].append(event.text)
+        elif event.text:
+            yield send(index, {"content": event.text})
+        if event.finish_reason is None:
+            continue
+        completion_tokens += event.completion_tokens
+        reason = event.finish_reason
+        if parse:
+            text = "".join(held[index])
+            message, tool_reason = R.chat_message(text, parse(text))
+            delta = {k: v for k, v in message.items() if k != "role" and v is not None}
+            yield send(index, delta)
+            reason = tool_reason or reason
+        yield send(index, {}, reason)
+    if body.include_usage:
+        yield R.chunk(rid, obj, model, [], usage=R.usage(prompt_len, completion_tokens))
+    yield R.DONE
+
+
+async def completions(engine: Engine, body: CompletionRequest) -> Any:
+    prompts = [engine.encode_text(text) for text in body.prompts()]
+    if any(not p for p in prompts):
+        raise ApiError(400, "prompt must not be empty", param="prompt")
+    longest = max(len(p) for p in prompts)
+    params = sampling_params(engine, body, longest, body.token_limit())
+    fanout = start(engine, [p for p in prompts for _ in range(body.n)], params)
+    prompt_tokens = sum(len(p) for p in prompts)
+    rid = R.new_id("cmpl")
+    if body.stream:
+        return _sse(_text_stream(fanout, rid, body, prompt_tokens))
+    done = await fanout.completions()
+    choices = [
+        {"index": i, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None} for i, c in enumerate(done)
+    ]
+    return {
+        "id": rid,
+        "object": "text_completion",
+        "created": R.now(),
+        "model": body.model,
+        "choices": choices,
+        "usage": R.usage(prompt_tokens, sum(c.completion_tokens for c in done)),
+    }
+
+
+async def _text_stream(fanout: Fanout, rid: str, body: CompletionRequest, prompt_tokens: int) -> AsyncIterator[str]:
+    completion_tokens = 0
+    extra = {"usage": None} if body.include_usage else {}
+    async for index, event in fanout.events():
+        if event.error:
+            yield R.error_event(event.error)
+            return
+        completion_tokens += event.completion_tokens
+        if event.text or event.finish_reason:
+            choice = {"index": index, "text": event.text, "finish_reason": event.finish_reason, "logprobs": None}
+            yield R.chunk(rid, "text_completion", body.model, [choice], **extra)
+    if body.include_usage:
+        yield R.chunk(rid, "text_completion", body.model, [], usage=R.usage(prompt_tokens, completion_tokens))
+    yield R.DONE
+
+
+def _sse(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

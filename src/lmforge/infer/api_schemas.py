@@ -1,0 +1,163 @@
+"""Request bodies of the OpenAI-compatible API and the server's settings.
+
+Ranges follow OpenAI's documented limits, so a bad value is a 400 naming the parameter, never a
+500 from deep inside generation. Unknown fields are ignored, as OpenAI clients send extras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lmforge.errors import LmforgeError
+
+
+class ApiSettings(BaseModel):
+    """Where and how the server listens; each field also reads an environment variable."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = None
+    max_concurrent: int = Field(64, ge=1, description="requests queued or running before 503")
+    max_batch_size: int = Field(16, ge=1, description="rows decoded together")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> ApiSettings:
+        """``API_HOST``, ``API_PORT``, ``API_KEY``, ``MAX_CONCURRENT``, ``MAX_BATCH_SIZE``; explicit
+        (non-None) overrides such as command-line flags win."""
+        env = dict(os.environ if env is None else env)
+        names = {
+            "host": "API_HOST",
+            "port": "API_PORT",
+            "api_key": "API_KEY",
+            "max_concurrent": "MAX_CONCURRENT",
+            "max_batch_size": "MAX_BATCH_SIZE",
+        }
+        values: dict[str, Any] = {field: env[var] for field, var in names.items() if env.get(var)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValueError as err:
+            raise LmforgeError(f"invalid API setting: {err}", "check API_PORT / MAX_CONCURRENT") from None
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ContentPart(_Request):
+    type: str
+    text: str | None = None
+
+
+class ToolCallFunction(_Request):
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+class ToolCall(_Request):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class ChatMessage(_Request):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text or "" for part in self.content if part.type == "text")
+        return self.content or ""
+
+    def canonical(self) -> dict[str, Any]:
+        """The record-format message (see docs/architecture.md): tool calls as JSON text."""
+        message: dict[str, Any] = {"role": self.role, "content": self.text()}
+        if self.tool_calls:
+            calls = [{"name": c.function.name, "arguments": _arguments(c.function.arguments)} for c in self.tool_calls]
+            message["tool_calls"] = json.dumps(calls, ensure_ascii=False)
+        return message
+
+
+def _arguments(raw: str | dict[str, Any]) -> Any:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+class FunctionSpec(_Request):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolSpec(_Request):
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class StreamOptions(_Request):
+    include_usage: bool = False
+
+
+class _Sampling(_Request):
+    """Settings shared by chat and text completions; None = the config's generate defaults."""
+
+    model: str
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    repetition_penalty: float | None = Field(None, gt=0)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)  # accepted; not applied
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)  # accepted; not applied
+    n: int = Field(1, ge=1, le=16)
+    max_tokens: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    seed: int | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return value
+
+    def stop_words(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    tools: list[ToolSpec] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+
+    def token_limit(self) -> int | None:
+        return self.max_tokens
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
