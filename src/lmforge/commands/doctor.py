@@ -8,7 +8,9 @@ otherwise, so CI can gate a training job on it. Costs a few seconds: no model we
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lmforge.commands import add_config_arguments
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmforge.doctor.report import Finding, Report, render_table, write_report
+    from lmforge.doctor.report import Finding, Report, render_table
 
     findings: list[Finding] = []
 
@@ -50,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     errors, warnings = len(report.errors), len(report.warnings)
     print(f"doctor: {errors} error(s), {warnings} warning(s)" + (" — training would stop" if errors else ""))
     if args.json:
-        path = write_report(report, ".")
-        path.replace(args.json)
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 1 if errors else 0
 
 
