@@ -150,11 +150,11 @@ def build_datasets(cfg: Any, tokenizer: Any, template: Any) -> TokenizedData:
             report.cache_path = str(directory)
             return TokenizedData(train, evaluation, report)
     records = read_all(cfg)
-    train, train_stats, train_drops = _tokenize_with_stats(records.train, cfg, tokenizer, template, key)
+    train, train_stats, train_drops = _tokenize_with_stats(records.train, cfg, tokenizer, template, f"{key}-train")
     evaluation = eval_stats = None
     eval_drops: Counter[str] = Counter()
     if records.eval is not None:
-        evaluation, eval_stats, eval_drops = _tokenize_with_stats(records.eval, cfg, tokenizer, template, key)
+        evaluation, eval_stats, eval_drops = _tokenize_with_stats(records.eval, cfg, tokenizer, template, f"{key}-eval")
     train, evaluation = _pack(train, cfg), _pack(evaluation, cfg) if evaluation is not None else None
     report = DataReport(
         records=records.records,
