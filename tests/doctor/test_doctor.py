@@ -184,3 +184,40 @@ def test_cli_doctor_reports_bad_config_key_without_traceback(config_file, capsys
     assert f"{config_file}: unknown key 'templte'" in out.out and "did you mean 'template'?" in out.out
     assert "doctor: 1 error(s)" in out.out
     assert "Traceback" not in out.out + out.err
+
+
+# --- the trainer's entry -------------------------------------------------------------------------
+def _train_cfg(tmp_path, **flat):
+    return _cfg(dataset="identity", dataset_dir=str(REPO / "data"), output_dir=str(tmp_path), **flat)
+
+
+def test_preflight_writes_report_and_warns_in_strict_mode(tokenizer, tmp_path):
+    from lmforge.doctor import preflight
+
+    report = preflight(_train_cfg(tmp_path, template="chatml"), tokenizer, get_template("chatml", tokenizer), tmp_path)
+    assert report.passed and report.samples_checked == 68
+    assert json.loads((tmp_path / "template_checks.json").read_text())["template"] == "chatml"
+
+
+def test_preflight_strict_stops_on_error(tokenizer, tmp_path):
+    from lmforge.doctor import preflight
+
+    with pytest.raises(LmforgeError, match="stop words are tokens|end of turn is trained"):
+        preflight(_train_cfg(tmp_path, template="llama3"), tokenizer, get_template("llama3", tokenizer), tmp_path)
+    assert json.loads((tmp_path / "template_checks.json").read_text())["passed"] is False
+
+
+def test_agreement_uses_own_template_after_the_training_one_replaced_it(tokenizer):
+    import copy
+
+    own = tokenizer.chat_template
+    trained = copy.deepcopy(tokenizer)
+    template = get_template("chatml", trained)
+    trained.chat_template = template.chat_template_jinja(trained)
+    cfg = _cfg(template="chatml")
+    blind = run_template_checks(cfg, trained, template, RECORDS)
+    assert _check(blind, "agrees_with_tokenizer").message.startswith("the tokenizer already carries the training")
+    seeing = run_template_checks(cfg, trained, template, RECORDS, own_chat_template=own)
+    agree = [f for f in seeing.findings if f.check == "agrees_with_tokenizer"]
+    assert [f.level for f in agree] == ["ok", "warning"]
+    assert agree[1].details["tokenizer_default_system"] == SMOLLM_SYSTEM

@@ -34,8 +34,14 @@ TRUNCATION_THRESHOLD = 0.05
 _NO_CUTOFF = 1 << 62
 
 
-def run_template_checks(cfg: Any, tokenizer: Any, template: Template, samples: Any) -> Report:
-    """All checks on ``samples`` (canonical records; a Dataset, list or stream) and a probe dialog."""
+def run_template_checks(
+    cfg: Any, tokenizer: Any, template: Template, samples: Any, own_chat_template: str | None = None
+) -> Report:
+    """All checks on ``samples`` (canonical records; a Dataset, list or stream) and a probe dialog.
+
+    ``own_chat_template`` is the model's own Jinja template when ``tokenizer.chat_template`` has
+    already been replaced by the training one; default: ``tokenizer.chat_template``.
+    """
     data = cfg.data
     report = Report(template=template.name, mode=data.template_checks)
     if data.template_checks == "off":
@@ -55,7 +61,7 @@ def run_template_checks(cfg: Any, tokenizer: Any, template: Template, samples: A
     report.findings += [
         check_end_of_turn_trained([probe, *rendered], template, tokenizer, data),
         check_stop_words(template, tokenizer),
-        *check_agrees_with_tokenizer(template, tokenizer),
+        *check_agrees_with_tokenizer(template, tokenizer, own_chat_template),
         check_prompt_boundary([probe, *rendered], template, tokenizer),
         check_truncation(rendered, template, tokenizer, data),
     ]
@@ -155,31 +161,35 @@ def check_stop_words(template: Template, tokenizer: Any) -> Finding:
 
 
 # --- template agrees with the tokenizer's own chat template ------------------------------------
-def _own_render(tokenizer: Any, system: str | None) -> str:
-    return tokenizer.apply_chat_template(to_chat_messages(PROBE, system), tokenize=False)
+def _own_render(tokenizer: Any, system: str | None, own: str | None = None) -> str:
+    return tokenizer.apply_chat_template(to_chat_messages(PROBE, system), tokenize=False, chat_template=own)
 
 
-def tokenizer_default_system(tokenizer: Any) -> str | None:
+def tokenizer_default_system(tokenizer: Any, own: str | None = None) -> str | None:
     """The system prompt the tokenizer's chat template inserts when a conversation has none."""
     sentinel = "\x00system\x00"
-    with_system, without = _own_render(tokenizer, sentinel), _own_render(tokenizer, None)
+    with_system, without = _own_render(tokenizer, sentinel, own), _own_render(tokenizer, None, own)
     head, _, tail = with_system.partition(sentinel)
     if without.startswith(head) and without.endswith(tail) and len(without) > len(head) + len(tail):
         return without[len(head) : len(without) - len(tail)]
     return None
 
 
-def check_agrees_with_tokenizer(template: Template, tokenizer: Any) -> list[Finding]:
+def check_agrees_with_tokenizer(template: Template, tokenizer: Any, own: str | None = None) -> list[Finding]:
     title = "template agrees with the tokenizer's chat template"
+    own = own or getattr(tokenizer, "chat_template", None)
     if template.name == "auto":
         return [Finding("agrees_with_tokenizer", title, "ok", "template: auto is the tokenizer's own chat template")]
-    if not getattr(tokenizer, "chat_template", None):
+    if not own:
         return [Finding("agrees_with_tokenizer", title, "ok", "the tokenizer has no chat template to compare with")]
+    if own == template.chat_template_jinja(tokenizer):
+        message = "the tokenizer already carries the training template: run lmforge doctor to compare with the model's"
+        return [Finding("agrees_with_tokenizer", title, "ok", message)]
     findings = []
     for label, system in (("with a system prompt", PROBE_SYSTEM), ("without one", None)):
         ours = [t for p, r in template.encode_turns(tokenizer, PROBE, system=system) for t in (*p, *r)]
         try:
-            theirs = encode(tokenizer, _own_render(tokenizer, system))
+            theirs = encode(tokenizer, _own_render(tokenizer, system, own))
         except Exception as err:  # a foreign Jinja template may raise anything
             findings.append(
                 Finding("agrees_with_tokenizer", title, "warning", f"cannot render its own template: {err}")
@@ -188,23 +198,23 @@ def check_agrees_with_tokenizer(template: Template, tokenizer: Any) -> list[Find
         if ours == theirs:
             findings.append(Finding("agrees_with_tokenizer", title, "ok", f"same ids on the probe {label}"))
             continue
-        findings.append(_difference(template, tokenizer, label, system, ours, theirs))
+        findings.append(_difference(template, tokenizer, label, system, ours, theirs, own))
     return findings
 
 
 def _difference(
-    template: Template, tokenizer: Any, label: str, system: str | None, ours: list[int], theirs: list[int]
+    template: Template, tokenizer: Any, label: str, system: str | None, ours: list[int], theirs: list[int], own: str
 ) -> Finding:
     i = next((k for k, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
     before = tokenizer.decode(ours[max(i - 4, 0) : i])
-    mine, own = tokenizer.decode(ours[i : i + 16]), tokenizer.decode(theirs[i : i + 16])
+    mine, their_text = tokenizer.decode(ours[i : i + 16]), tokenizer.decode(theirs[i : i + 16])
     message = (
         f"probe {label}: {f'after {_show(before)}' if before else 'at the start'} "
         f"template {template.name} renders {_show(mine)}, "
-        f"the tokenizer's own template renders {_show(own)}"
+        f"the tokenizer's own template renders {_show(their_text)}"
     )
     fix = f"use template: auto to train in the tokenizer's format, or keep {template.name} knowingly"
-    default = tokenizer_default_system(tokenizer) if system is None else None
+    default = tokenizer_default_system(tokenizer, own) if system is None else None
     if default and default != template.default_system:
         message = (
             f"probe {label}: the tokenizer's own template adds the default system prompt {_show(default)}, "
@@ -214,7 +224,8 @@ def _difference(
     message += f"; lmforge saves the training template ({template.name}) with the model, so served models use it"
     return Finding(
         "agrees_with_tokenizer", "template agrees with the tokenizer's chat template", "warning", message, fix,
-        {"probe": label, "token_index": i, "training": mine, "tokenizer": own, "tokenizer_default_system": default},
+        {"probe": label, "token_index": i, "training": mine, "tokenizer": their_text,
+         "tokenizer_default_system": default},
     )  # fmt: skip
 
 
