@@ -138,3 +138,42 @@ def check_disk_space(directory: str | Path, needed: int, what: str) -> None:
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+AUTO_VALUES = {"auto", "true", "latest", "yes"}
+
+
+def resolve_resume_checkpoint(cfg: Any, cli_resume: bool = False) -> str | None:
+    """The checkpoint to pass to ``Trainer.train(resume_from_checkpoint=...)``, or None to start fresh.
+
+    ``resume_from_checkpoint: auto`` (or ``--resume``) takes the latest complete checkpoint in
+    output_dir and starts fresh when there is none; ``true`` insists one exists; a path must be a
+    complete checkpoint. Never returns a partially written directory.
+    """
+    value = cfg.train.resume_from_checkpoint
+    output_dir = Path(cfg.train.output_dir)
+    if cli_resume and value in (None, False):
+        value = "auto"
+    if value in (None, False) or (isinstance(value, str) and value.lower() in {"false", "no", "none", ""}):
+        return None
+    if value is True or (isinstance(value, str) and value.lower() in AUTO_VALUES):
+        latest = latest_complete_checkpoint(output_dir)
+        if latest is None and value is not True and str(value).lower() == "auto":
+            return None
+        if latest is None:
+            raise LmforgeError(
+                f"resume_from_checkpoint: {value} found no complete checkpoint in {output_dir}",
+                "use resume_from_checkpoint: auto to start fresh when there is none, or give a checkpoint path",
+            )
+        return str(latest)
+    path = Path(str(value))
+    if not path.is_dir():
+        raise LmforgeError(
+            f"resume_from_checkpoint: {path} is not a directory", "give a checkpoint-N directory or auto"
+        )
+    if not is_complete_checkpoint(path) and not (path / "trainer_state.json").is_file():
+        raise LmforgeError(
+            f"resume_from_checkpoint: {path} is not a complete checkpoint (no trainer_state.json)",
+            "it was probably cut off while saving; use resume_from_checkpoint: auto to take the latest complete one",
+        )
+    return str(path)
