@@ -100,3 +100,14 @@ def test_full_queue_raises_engine_busy(tiny_model_dir, engine_factory):
         assert done.wait(30)
     finally:
         engine.close()
+
+
+def test_repetition_penalty_matches_transformers(tiny_engine):
+    prompt = _prompts(tiny_engine)[1]
+    ids = torch.tensor([prompt])
+    out = tiny_engine.model.generate(
+        ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10, repetition_penalty=1.5,
+        eos_token_id=sorted(tiny_engine.scheduler.eos_ids),
+    )  # fmt: skip
+    answer = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=10, repetition_penalty=1.5))
+    assert answer.token_ids == out[0, len(prompt) :].tolist()[: len(answer.token_ids)]

@@ -144,7 +144,7 @@ class BatchScheduler:
             self._batch = None
 
     def _choose(self, requests: list[Request], logits: torch.Tensor) -> list[int]:
-        seen = [torch.tensor(r.prompt_ids + r.generated, dtype=torch.long) for r in requests]
+        seen = [_seen(r) for r in requests]
         return next_tokens(logits.float(), [r.params for r in requests], seen, [r.generator for r in requests])
 
     def _retire(self, batch: Batch, tokens: list[int]) -> None:
@@ -217,6 +217,13 @@ class BatchScheduler:
         self._batch = None
         for request in rows + requests:
             self._complete(request, GenerationEvent("", [], "error", error=str(err)))
+
+
+def _seen(request: Request) -> torch.Tensor:
+    """Prompt + answer ids, needed only by the repetition penalty (empty otherwise: no copy per step)."""
+    if request.params.repetition_penalty == 1.0:
+        return torch.empty(0, dtype=torch.long)
+    return torch.tensor(request.prompt_ids + request.generated, dtype=torch.long)
 
 
 def _send(request: Request, event: GenerationEvent) -> None:
