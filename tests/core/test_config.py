@@ -109,3 +109,7 @@ def test_every_issue_key_is_in_the_schema() -> None:
     ddp_timeout""".split()
     flat = build_config({}).to_flat()
     assert [key for key in required if key not in flat] == []
+
+
+def test_yaml_booleans_become_word_choices() -> None:
+    assert build_config({"template_checks": False}).data.template_checks == "off"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
@@ -91,8 +91,19 @@ def closest_key(key: str) -> str | None:
     return matches[0] if matches else None
 
 
+def _literal_choices(key: str) -> tuple[Any, ...]:
+    field = GROUPS[KEY_TO_GROUP[key]].model_fields[key]
+    return get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+
+
+# YAML 1.1 reads off/on/no/yes as booleans; give them back to keys whose choices are those words.
+_BOOL_WORDS = {False: ("off", "no", "false"), True: ("on", "yes", "true")}
+
+
 def _normalise(key: str, value: Any) -> Any:
     """Comma-separated strings become lists for list-valued keys (``dataset: a,b``)."""
+    if isinstance(value, bool) and (choices := _literal_choices(key)):
+        value = next((word for word in _BOOL_WORDS[value] if word in choices), value)
     if key in LIST_KEYS and isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     if key == "resume_from_checkpoint" and isinstance(value, str) and value.lower() in {"true", "auto"}:

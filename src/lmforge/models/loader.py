@@ -46,9 +46,11 @@ def load_model(cfg: RunConfig, tokenizer: Any, *, trainable: bool = False) -> An
         model = _merge_adapters(model, cfg.model.adapter_name_or_path or [])
         model.eval()
         return model
+    # No KV cache in training: it is useless there, and with it transformers 5.23 skips the
+    # packed-sequence mask, so neat_packing samples would see each other.
+    model.config.use_cache = False
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
         model.enable_input_require_grads()  # adapters: inputs of frozen embeddings need grads
     model = apply_method(model, cfg.method, cfg.model.adapter_name_or_path)
     trainable_count, total = count_parameters(model)

@@ -31,42 +31,41 @@ def run_training(cfg: RunConfig) -> TrainResult:
     output_dir = prepare_output_dir(cfg, resume)
     save_run_config(cfg, output_dir)
     set_seed(cfg.train.seed)
-    tokenizer, template = _setup_tokenizer_and_template(cfg)
-    data = _setup_data(cfg, tokenizer, template, output_dir)
+    tokenizer, template, own_chat_template = _setup_tokenizer_and_template(cfg)
+    data = _setup_data(cfg, tokenizer, template, output_dir, own_chat_template)
     model = _setup_model(cfg, tokenizer, template)
     trainer = _setup_trainer(cfg, model, tokenizer, data, output_dir)
     result = trainer.train(resume_from_checkpoint=resume)
     return _save_outputs(cfg, trainer, result, output_dir)
 
 
-def _setup_tokenizer_and_template(cfg: RunConfig) -> tuple[Any, Any]:
+def _setup_tokenizer_and_template(cfg: RunConfig) -> tuple[Any, Any, str | None]:
     """The tokenizer carries the training template as its chat template, so every checkpoint and
-    the final output render prompts exactly as training did."""
+    the final output render prompts exactly as training did. The tokenizer's own template is
+    returned too: the pre-flight checks compare the two."""
     from lmforge.data.templates import get_template
     from lmforge.models.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(cfg.model)
-    template = get_template(cfg.data.template, tokenizer)
+    template = get_template(cfg.data.template, tokenizer, default_system=cfg.data.default_system)
+    own_chat_template = tokenizer.chat_template
     tokenizer.chat_template = template.chat_template_jinja(tokenizer)
-    return tokenizer, template
+    return tokenizer, template, own_chat_template
 
 
-def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any, output_dir: Path) -> Any:
-    """Tokenized data (cached by fingerprint), then the pre-flight template checks."""
+def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any, output_dir: Path, own_chat_template: str | None) -> Any:
+    """Tokenized data (cached by fingerprint), then the pre-flight template checks, all before
+    any weight is loaded."""
     from lmforge.data.pipeline import build_datasets
 
     data = build_datasets(cfg, tokenizer, template)
-    if cfg.method.stage == "sft":
-        _check_template(cfg, tokenizer, template, output_dir)
+    for line in data.report.lines():
+        logger.info(line)
+    if cfg.method.stage == "sft" and cfg.data.template_checks != "off":
+        from lmforge.doctor.preflight import preflight
+
+        preflight(cfg, tokenizer, template, output_dir, own_chat_template=own_chat_template)
     return data
-
-
-def _check_template(cfg: RunConfig, tokenizer: Any, template: Any, output_dir: Path) -> None:
-    if cfg.data.template_checks == "off":
-        return
-    from lmforge.doctor.preflight import preflight
-
-    preflight(cfg, tokenizer, template, output_dir)
 
 
 def _setup_model(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
