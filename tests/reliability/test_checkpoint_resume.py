@@ -19,16 +19,6 @@ from lmforge.train.reliability.checkpoints import COMPLETE_MARKER, STAGING_DIR
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def reference_losses(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, float]:
-    """Losses of the uninterrupted 20-step run."""
-    trainer = build_trainer(tiny_model_dir, tmp_path_factory.mktemp("reference"), save_steps=100)
-    trainer.train()
-    losses = losses_by_step(trainer)
-    assert sorted(losses) == list(range(1, 21))
-    return losses
-
-
 def _wait_for(path: Path, process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():

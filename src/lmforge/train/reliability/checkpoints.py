@@ -14,6 +14,7 @@ Cost: one extra fsync pass per save (seconds for multi-GB checkpoints on slow di
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
+
+logger = logging.getLogger(__name__)
 
 STAGING_DIR = ".lmforge-staging"
 COMPLETE_MARKER = "lmforge_complete.json"
@@ -146,26 +149,21 @@ AUTO_VALUES = {"auto", "true", "latest", "yes"}
 def resolve_resume_checkpoint(cfg: Any, cli_resume: bool = False) -> str | None:
     """The checkpoint to pass to ``Trainer.train(resume_from_checkpoint=...)``, or None to start fresh.
 
-    ``resume_from_checkpoint: auto`` (or ``--resume``) takes the latest complete checkpoint in
-    output_dir and starts fresh when there is none; ``true`` insists one exists; a path must be a
-    complete checkpoint. Never returns a partially written directory.
+    ``resume_from_checkpoint: auto``/``true`` (the config loader maps both to True) or ``--resume``
+    take the latest complete checkpoint in output_dir, and start fresh when there is none yet, so a
+    preemptible job can always be launched with ``--resume``. A path must be a complete checkpoint.
+    Never returns a partially written directory.
     """
     value = cfg.train.resume_from_checkpoint
-    output_dir = Path(cfg.train.output_dir)
     if cli_resume and value in (None, False):
-        value = "auto"
+        value = True
     if value in (None, False) or (isinstance(value, str) and value.lower() in {"false", "no", "none", ""}):
         return None
     if value is True or (isinstance(value, str) and value.lower() in AUTO_VALUES):
-        latest = latest_complete_checkpoint(output_dir)
-        if latest is None and value is not True and str(value).lower() == "auto":
-            return None
+        latest = latest_complete_checkpoint(cfg.train.output_dir)
         if latest is None:
-            raise LmforgeError(
-                f"resume_from_checkpoint: {value} found no complete checkpoint in {output_dir}",
-                "use resume_from_checkpoint: auto to start fresh when there is none, or give a checkpoint path",
-            )
-        return str(latest)
+            logger.warning("resume: no complete checkpoint in %s yet; starting from step 0", cfg.train.output_dir)
+        return None if latest is None else str(latest)
     path = Path(str(value))
     if not path.is_dir():
         raise LmforgeError(

@@ -58,16 +58,22 @@ def requested_trackers(cfg: Any) -> list[str]:
 class ScopedTracker(TrainerCallback):
     """Creates a tracker callback when training begins, with environment defaults set only until it ends."""
 
-    def __init__(self, name: str, factory: Callable[[], TrainerCallback], env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, factory: Callable[[], TrainerCallback], env: dict[str, str], restore_prefix: str = ""
+    ) -> None:
         self.name = name
         self.factory = factory
         self.env = env
+        # Variables the library itself sets while running (MLflow: MLFLOW_EXPERIMENT_ID) are undone too.
+        self.restore_prefix = restore_prefix
         self.inner: TrainerCallback | None = None
         self._saved: dict[str, str | None] = {}
 
     def _forward(self, event: str, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if event == "on_train_begin":
             self._saved = {key: os.environ.get(key) for key in self.env}
+            if self.restore_prefix:
+                self._saved.update({k: v for k, v in os.environ.items() if k.startswith(self.restore_prefix)})
             for key, value in self.env.items():
                 os.environ.setdefault(key, value)
             self.inner = self.factory()
@@ -80,6 +86,9 @@ class ScopedTracker(TrainerCallback):
                 self._finish()
 
     def _finish(self) -> None:
+        if self.restore_prefix:
+            for key in [k for k in os.environ if k.startswith(self.restore_prefix) and k not in self._saved]:
+                del os.environ[key]
         for key, value in self._saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -101,6 +110,11 @@ def _make_event(event: str) -> Callable[..., Any]:
 
 for _event in EVENTS:
     setattr(ScopedTracker, _event, _make_event(_event))
+
+# One class per tracker: transformers warns when two callbacks share a class, and names them by class.
+TRACKER_CLASSES: dict[str, type[ScopedTracker]] = {
+    name: type(f"{name.capitalize()}Tracker", (ScopedTracker,), {}) for name in SUPPORTED
+}
 
 
 def _wandb_callback() -> TrainerCallback:
@@ -132,12 +146,12 @@ def _swanlab_callback(project: str, name: str, mode: str, log_dir: str) -> Calla
 
         class InitialisedSwanLab(SwanLabCallback):
             def setup(self, args: Any, state: Any, model: Any, **kwargs: Any) -> None:
-                if state.is_world_process_zero and self._swanlab.get_run() is None:
+                if state.is_world_process_zero and not self._swanlab.has_run():
                     self._swanlab.init(project=project, name=name, mode=mode, log_dir=log_dir)
                 super().setup(args, state, model, **kwargs)
 
             def finish_run(self) -> None:
-                if self._swanlab.get_run() is not None:
+                if self._swanlab.has_run():
                     self._swanlab.finish()
 
         return InitialisedSwanLab()
@@ -151,7 +165,7 @@ def tracker_callbacks(cfg: Any) -> list[TrainerCallback]:
     callbacks: list[TrainerCallback] = []
     for name in requested_trackers(cfg):
         if name == "tensorboard":
-            callbacks.append(ScopedTracker(name, _tensorboard_callback, {}))
+            callbacks.append(TRACKER_CLASSES[name](name, _tensorboard_callback, {}))
         elif name == "wandb":
             env = {
                 "WANDB_MODE": "offline",
@@ -159,7 +173,7 @@ def tracker_callbacks(cfg: Any) -> list[TrainerCallback]:
                 "WANDB_PROJECT": "lmforge",
                 "WANDB_SILENT": "true",
             }
-            callbacks.append(ScopedTracker(name, _wandb_callback, env))
+            callbacks.append(TRACKER_CLASSES[name](name, _wandb_callback, env))
         elif name == "mlflow":
             env = {
                 "MLFLOW_TRACKING_URI": (output_dir / "mlruns").as_uri(),
@@ -167,12 +181,12 @@ def tracker_callbacks(cfg: Any) -> list[TrainerCallback]:
                 "MLFLOW_EXPERIMENT_NAME": "lmforge",
                 "MLFLOW_DISABLE_TELEMETRY": "true",
             }
-            callbacks.append(ScopedTracker(name, _mlflow_callback, env))
+            callbacks.append(TRACKER_CLASSES[name](name, _mlflow_callback, env, restore_prefix="MLFLOW_"))
         elif name == "swanlab":
             trackers_cfg = getattr(cfg, "trackers", None)
             project = trackers_cfg.swanlab_project if trackers_cfg else "lmforge"
             run_name = (trackers_cfg.swanlab_run_name if trackers_cfg else None) or output_dir.name
             mode = SWANLAB_MODES[trackers_cfg.swanlab_mode if trackers_cfg else "offline"]
             factory = _swanlab_callback(project, run_name, mode, str(output_dir / "swanlog"))
-            callbacks.append(ScopedTracker(name, factory, {}))
+            callbacks.append(TRACKER_CLASSES[name](name, factory, {}))
     return callbacks
