@@ -53,6 +53,9 @@ class TrainConfig(BaseModel):
         ["none"], description="Trackers: none, tensorboard, wandb, swanlab, mlflow (comma-separated)."
     )
     ddp_timeout: int = Field(1800, gt=0, description="Seconds before a distributed collective times out.")
+    sparse_logits: bool = Field(
+        True, description="Compute the LM head only at trained positions: same loss, less compute and memory."
+    )
     skip_nonfinite_steps: bool = Field(
         False, description="Skip an optimiser step whose loss is NaN/Inf instead of stopping the run."
     )

@@ -100,6 +100,7 @@ def _setup_trainer(cfg: RunConfig, model: Any, tokenizer: Any, data: Any, output
         processing_class=tokenizer,
         callbacks=callbacks,
         loraplus_lr_ratio=cfg.method.loraplus_lr_ratio,
+        sparse_logits=cfg.train.sparse_logits,
     )
 
 

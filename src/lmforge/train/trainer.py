@@ -12,11 +12,35 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from lmforge.train.loss import supports_trained_positions_loss, trained_positions_loss
+
 
 class LmforgeTrainer(Trainer):
-    def __init__(self, *args: Any, loraplus_lr_ratio: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, loraplus_lr_ratio: float | None = None, sparse_logits: bool = True, **kwargs: Any
+    ) -> None:
         self.loraplus_lr_ratio = loraplus_lr_ratio
         super().__init__(*args, **kwargs)
+        self.sparse_logits = sparse_logits and supports_trained_positions_loss(self.model)
+
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        """The LM head runs only at trained positions when that is exact (see train/loss.py).
+
+        Wrapped models (DDP, DeepSpeed) keep the standard path: their forward hooks must run.
+        """
+        fast = (
+            self.sparse_logits
+            and not return_outputs
+            and model.training
+            and num_items_in_batch is not None
+            and "labels" in inputs
+            and self.accelerator.unwrap_model(model) is model
+        )
+        if not fast:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return trained_positions_loss(model, inputs, num_items_in_batch)
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         if self.loraplus_lr_ratio is None or self.optimizer is not None:
