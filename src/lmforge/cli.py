@@ -14,7 +14,7 @@ import sys
 from lmforge import __version__
 from lmforge.errors import LmforgeError
 
-COMMANDS = ("train", "data", "doctor", "chat", "api", "export", "config")
+COMMANDS = ("train", "data", "doctor", "chat", "api", "webchat", "export", "config")
 
 
 def build_parser() -> argparse.ArgumentParser:
