@@ -111,3 +111,13 @@ def test_repetition_penalty_matches_transformers(tiny_engine):
     )  # fmt: skip
     answer = tiny_engine.generate(prompt, SamplingParams(max_new_tokens=10, repetition_penalty=1.5))
     assert answer.token_ids == out[0, len(prompt) :].tolist()[: len(answer.token_ids)]
+
+
+def test_vllm_backend_without_vllm_or_gpu_is_a_clear_error(tiny_model_dir):
+    from lmforge.config import build_config
+    from lmforge.errors import LmforgeError
+    from lmforge.infer.engine import build_engine
+
+    cfg = build_config({"model_name_or_path": str(tiny_model_dir), "infer_backend": "vllm"})
+    with pytest.raises(LmforgeError, match="infer_backend: vllm needs"):
+        build_engine(cfg)
