@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    config = getattr(args, "config", None)
+    if config and "=" in config and not os.path.exists(config):
+        args.config, extra = None, [config, *extra]  # `lmforge chat key=value` with no YAML file
     args.overrides = extra
     try:
         return int(args.func(args) or 0)

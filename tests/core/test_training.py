@@ -143,7 +143,7 @@ def test_previous_run_is_refused_and_left_untouched(tiny_model_dir: Path, data_f
     out = tmp_path / "run"
     out.mkdir()
     (out / "adapter_model.safetensors").write_bytes(b"precious")
-    with pytest.raises(LmforgeError, match="already holds a previous run"):
+    with pytest.raises(LmforgeError, match="already holds a training run"):
         run_training(_cfg(tiny_model_dir, data_file, out))
     assert [p.name for p in out.iterdir()] == ["adapter_model.safetensors"]
     assert (out / "adapter_model.safetensors").read_bytes() == b"precious"

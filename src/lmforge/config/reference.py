@@ -17,6 +17,7 @@ GROUP_TITLES = {
     "train": "Training",
     "generate": "Generation",
     "export": "Export",
+    "trackers": "Trackers",
 }
 
 

@@ -15,6 +15,7 @@ from lmforge.config.export import ExportConfig
 from lmforge.config.generate import GenerateConfig
 from lmforge.config.method import MethodConfig
 from lmforge.config.model import ModelConfig
+from lmforge.config.trackers import TrackersConfig
 from lmforge.config.train import TrainConfig
 
 GROUPS: dict[str, type[BaseModel]] = {
@@ -24,6 +25,7 @@ GROUPS: dict[str, type[BaseModel]] = {
     "train": TrainConfig,
     "generate": GenerateConfig,
     "export": ExportConfig,
+    "trackers": TrackersConfig,
 }
 
 KEY_TO_GROUP: dict[str, str] = {
@@ -40,6 +42,7 @@ class RunConfig(BaseModel):
     train: TrainConfig = TrainConfig()
     generate: GenerateConfig = GenerateConfig()
     export: ExportConfig = ExportConfig()
+    trackers: TrackersConfig = TrackersConfig()
 
     def to_flat(self, *, only_set: bool = False) -> dict[str, Any]:
         """The config as flat LLaMA-Factory-style keys (what run_config.yaml holds)."""

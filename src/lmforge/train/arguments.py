@@ -48,7 +48,7 @@ def build_training_arguments(cfg: RunConfig) -> Any:
         bf16=bf16,
         fp16=fp16,
         use_cpu=not has_cuda(),
-        report_to=[] if train.report_to == ["none"] else train.report_to,
+        report_to=[],  # trackers come from train/reliability/trackers.py (offline modes, scoped env)
         remove_unused_columns=False,  # our collator reads position_ids etc.
         logging_first_step=True,
         disable_tqdm=False,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.config import RunConfig
-from lmforge.train.outputs import prepare_output_dir, resolve_resume, save_run_config, write_json
+from lmforge.train.outputs import prepare_output_dir, save_run_config, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -25,14 +25,20 @@ class TrainResult:
 
 
 def run_training(cfg: RunConfig) -> TrainResult:
+    """Everything that can be validated is, before anything is written or any weight loads."""
     from transformers import set_seed
 
-    resume = resolve_resume(cfg)
-    output_dir = prepare_output_dir(cfg, resume)
-    save_run_config(cfg, output_dir)
+    from lmforge.train.reliability import check_output_dir, requested_trackers, resolve_resume_checkpoint
+
+    resume = resolve_resume_checkpoint(cfg)
+    check_output_dir(cfg, resuming=resume is not None)
+    requested_trackers(cfg)
     set_seed(cfg.train.seed)
     tokenizer, template, own_chat_template = _setup_tokenizer_and_template(cfg)
-    data = _setup_data(cfg, tokenizer, template, output_dir, own_chat_template)
+    data = _setup_data(cfg, tokenizer, template)
+    output_dir = prepare_output_dir(cfg, resuming=resume is not None)
+    save_run_config(cfg, output_dir)
+    _check_template(cfg, tokenizer, template, output_dir, own_chat_template)
     model = _setup_model(cfg, tokenizer, template)
     trainer = _setup_trainer(cfg, model, tokenizer, data, output_dir)
     result = trainer.train(resume_from_checkpoint=resume)
@@ -53,19 +59,25 @@ def _setup_tokenizer_and_template(cfg: RunConfig) -> tuple[Any, Any, str | None]
     return tokenizer, template, own_chat_template
 
 
-def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any, output_dir: Path, own_chat_template: str | None) -> Any:
-    """Tokenized data (cached by fingerprint), then the pre-flight template checks, all before
-    any weight is loaded."""
+def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
+    """Tokenized data, cached by fingerprint and reused by the next run."""
     from lmforge.data.pipeline import build_datasets
 
     data = build_datasets(cfg, tokenizer, template)
     for line in data.report.lines():
         logger.info(line)
-    if cfg.method.stage == "sft" and cfg.data.template_checks != "off":
-        from lmforge.doctor.preflight import preflight
-
-        preflight(cfg, tokenizer, template, output_dir, own_chat_template=own_chat_template)
     return data
+
+
+def _check_template(
+    cfg: RunConfig, tokenizer: Any, template: Any, output_dir: Path, own_chat_template: str | None
+) -> None:
+    """Pre-flight template checks (docs/templates.md); strict mode stops here, before weights load."""
+    if cfg.method.stage != "sft" or cfg.data.template_checks == "off":
+        return
+    from lmforge.doctor.preflight import preflight
+
+    preflight(cfg, tokenizer, template, output_dir, own_chat_template=own_chat_template)
 
 
 def _setup_model(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
@@ -88,9 +100,14 @@ def _setup_trainer(cfg: RunConfig, model: Any, tokenizer: Any, data: Any, output
     from lmforge.data.collator import build_collator
     from lmforge.train.arguments import build_training_arguments
     from lmforge.train.callbacks import JsonlLogCallback
+    from lmforge.train.reliability import reliability_callbacks
     from lmforge.train.trainer import LmforgeTrainer
 
-    callbacks: list[Any] = [JsonlLogCallback(str(output_dir))]
+    # The signal callback (last of the reliability ones) must run after every other callback.
+    callbacks: list[Any] = [
+        JsonlLogCallback(str(output_dir)),
+        *reliability_callbacks(cfg, datasets={"train": data.train, "eval": data.eval}),
+    ]
     return LmforgeTrainer(
         model=model,
         args=build_training_arguments(cfg),
@@ -101,6 +118,7 @@ def _setup_trainer(cfg: RunConfig, model: Any, tokenizer: Any, data: Any, output
         callbacks=callbacks,
         loraplus_lr_ratio=cfg.method.loraplus_lr_ratio,
         sparse_logits=cfg.train.sparse_logits,
+        skip_nonfinite_steps=cfg.train.skip_nonfinite_steps,
     )
 
 

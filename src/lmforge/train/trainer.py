@@ -1,4 +1,6 @@
-"""The Trainer every causal-LM stage uses: transformers' Trainer plus LoRA+ optimizer groups.
+"""The Trainer every causal-LM stage uses: transformers' Trainer with atomic checkpoints, the
+non-finite loss guard and step metrics (ReliableTrainerMixin), LoRA+ optimizer groups, and the
+LM head computed only at trained positions.
 
 Loss over accumulation steps is normalised by the count of trained tokens in the whole
 accumulated batch (transformers passes ``num_items_in_batch`` to the model), so batch 1 x
@@ -7,21 +9,32 @@ accumulation k gives the same update as batch k even with sequences of different
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Trainer
 
 from lmforge.train.loss import supports_trained_positions_loss, trained_positions_loss
+from lmforge.train.reliability import ReliableTrainerMixin
 
 
-class LmforgeTrainer(Trainer):
+class LmforgeTrainer(ReliableTrainerMixin, Trainer):
     def __init__(
         self, *args: Any, loraplus_lr_ratio: float | None = None, sparse_logits: bool = True, **kwargs: Any
     ) -> None:
         self.loraplus_lr_ratio = loraplus_lr_ratio
         super().__init__(*args, **kwargs)
         self.sparse_logits = sparse_logits and supports_trained_positions_loss(self.model)
+
+    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
+        """transformers pickles TrainingArguments into training_args.bin; we keep no pickles
+        (loading one runs code) and write the same arguments as JSON instead."""
+        super()._save(output_dir, state_dict)
+        target = Path(output_dir or self.args.output_dir)
+        (target / "training_args.bin").unlink(missing_ok=True)
+        if self.args.should_save:
+            (target / "training_args.json").write_text(self.args.to_json_string(), encoding="utf-8")
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None

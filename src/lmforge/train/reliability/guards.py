@@ -18,7 +18,18 @@ import torch
 from lmforge.errors import LmforgeError
 
 # Files a finished or interrupted lmforge/transformers run leaves; any of them means "holds a run".
-RUN_MARKERS = ("run_config.yaml", "trainer_log.jsonl", "trainer_state.json", "run_manifest.json", "all_results.json")
+RUN_MARKERS = (
+    "run_config.yaml",
+    "trainer_log.jsonl",
+    "trainer_state.json",
+    "run_manifest.json",
+    "all_results.json",
+    # weights count too: a model directory saved by any tool is someone's work
+    "adapter_model.safetensors",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+)
 
 
 class NonFiniteLossGuard:
