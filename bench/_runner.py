@@ -6,6 +6,8 @@ A run is one subprocess. While it runs the harness polls, every ``POLL_S`` secon
 
 From those the figures are computed the same way for every tool:
 - ``first_step_s``: command start → the first step's log line (imports, data, model, step 1);
+- ``startup_s``: command start → the training loop's start (first_step_s less the seconds the tool
+  logged between its loop start and step 1): imports, config, data, model and trainer set-up;
 - ``tokens_per_s``: non-padding input tokens of steps 3..N divided by the time between the
   lines of step 2 and step N (steady state: the first two steps are excluded);
 - ``peak_rss_gb``: the process tree's peak RSS.
@@ -44,6 +46,7 @@ class RunResult:
     peak_rss_gb: float
     tokens_per_cpu_s: float | None = None
     cpu_s: float = 0.0
+    startup_s: float | None = None
     losses: list[float] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     log: str = ""
@@ -93,6 +96,16 @@ def _tokens_of(row: dict) -> int | None:
     return int(value) if value is not None else None
 
 
+def _elapsed_of(row: dict) -> float | None:
+    """Seconds from the training loop's start to this log line, as the tool logged it."""
+    if "elapsed" in row:
+        return float(row["elapsed"])
+    if "elapsed_time" in row:  # LLaMA-Factory: "H:MM:SS" (1 s resolution)
+        h, m, s = (int(x) for x in str(row["elapsed_time"]).split(":"))
+        return h * 3600 + m * 60 + s
+    return None
+
+
 def read_log(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -140,6 +153,8 @@ def run_and_watch(name: str, cmd: list[str], log_path: Path, console: Path, env:
     losses = [float(by_step[s]["loss"]) for s in steps]
     tokens = [t for t in (_tokens_of(by_step[s]) for s in steps) if t is not None]
     first = seen.get(steps[0]) if steps else None
+    loop_start = _elapsed_of(by_step[steps[0]]) if steps else None
+    startup = first - loop_start if first is not None and loop_start is not None else None
     tps = steady = tpc = None
     n_steady = 0
     if len(steps) > STEADY_FROM and len(tokens) == len(steps):
@@ -153,7 +168,7 @@ def run_and_watch(name: str, cmd: list[str], log_path: Path, console: Path, env:
             tpc = (tokens[b] - tokens[a]) / steady_cpu
     tail = console.read_text(errors="replace")[-3000:] if proc.returncode else ""
     return RunResult(name, proc.returncode if proc.returncode is not None else -9, wall, first, tps,
-                     n_steady, steady, peak / 1e9, tpc, cpu, losses, tokens, tail)
+                     n_steady, steady, peak / 1e9, tpc, cpu, startup, losses, tokens, tail)
 
 
 def peer_env() -> dict[str, str]:

@@ -7,6 +7,8 @@ prompt, and write the tokenized set to disk (lmforge always caches it; LLaMA-Fac
 ``tokenized_path`` so it does the same). Both get ``--workers`` processes and a fresh, empty
 ``HF_DATASETS_CACHE``. Timed: the call alone (imports and the tokenizer load are not counted).
 Runs alternate between the tools ``--repeats`` times; the medians and their ratio are printed.
+``--lmforge-src DIR`` adds a third side, lmforge imported from DIR (a copy of src/ with a proposed
+patch applied, e.g. bench/proposals/*.diff), to measure a proposal before it lands.
 
     .venv/bin/python bench/preprocess.py --records 50000 --workers 2 --repeats 2
 """
@@ -84,12 +86,15 @@ def make_data(records: int, folder: Path) -> None:
     (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
 
 
-def run_side(side: str, cfg: dict, work: Path) -> dict:
-    python = PROJECT_PY if side == "lmforge" else PEER_PY
+def run_side(side: str, cfg: dict, work: Path, patched_src: Path | None = None) -> dict:
+    python = PEER_PY if side == "llamafactory" else PROJECT_PY
     cache = Path(tempfile.mkdtemp(prefix="hf-cache-", dir=work))
     env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "DISABLE_VERSION_CHECK": "1",
            "LMFORGE_HOME": str(cache / "lmforge")}
-    cmd = [str(python), __file__, "--side", side, "--config", json.dumps(cfg), "--work", str(cache)]
+    if side == "lmforge-patched":
+        env["PYTHONPATH"] = str(patched_src)
+    worker = "llamafactory" if side == "llamafactory" else "lmforge"
+    cmd = [str(python), __file__, "--side", worker, "--config", json.dumps(cfg), "--work", str(cache)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode:
         sys.exit(f"{side} failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}")
@@ -101,6 +106,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--lmforge-src", type=Path, help="also time lmforge imported from this src/ copy")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "preprocess.json")
     parser.add_argument("--side", choices=["lmforge", "llamafactory"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -116,14 +122,15 @@ def main() -> None:
         [str(PROJECT_PY), "-c", "from lmforge.models.builtin import builtin_model_dir; print(builtin_model_dir())"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
-    runs: dict[str, list[dict]] = {"lmforge": [], "llamafactory": []}
+    sides = ["llamafactory", "lmforge"] + (["lmforge-patched"] if args.lmforge_src else [])
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="lmforge-prep-") as tmp:
         work = Path(tmp)
         make_data(args.records, work)
         cfg = flat_config(work, work, args.workers, model)
         for r in range(args.repeats):
-            for side in (["llamafactory", "lmforge"] if r % 2 == 0 else ["lmforge", "llamafactory"]):
-                result = run_side(side, cfg, work)
+            for side in (sides if r % 2 == 0 else sides[::-1]):
+                result = run_side(side, cfg, work, args.lmforge_src)
                 result["records_per_s"] = args.records / result["seconds"]
                 runs[side].append(result)
                 print(f"[{time.strftime('%H:%M:%S')}] repeat {r} {side}: {result['seconds']:.1f}s "
@@ -131,15 +138,15 @@ def main() -> None:
                       flush=True)
     med = {side: statistics.median(x["records_per_s"] for x in rs) for side, rs in runs.items()}
     print(f"\nrecords={args.records} workers={args.workers} repeats={args.repeats}")
-    print(f"lmforge       {med['lmforge']:>9.0f} records/s")
-    print(f"llamafactory  {med['llamafactory']:>9.0f} records/s")
-    print(f"ratio         {med['lmforge'] / med['llamafactory']:>9.2f}x")
+    for side in sides:
+        print(f"{side:<16} {med[side]:>9.0f} records/s  {med[side] / med['llamafactory']:.2f}x LLaMA-Factory")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     args.results.write_text(json.dumps({
         "benchmark": "preprocess", "date": time.strftime("%Y-%m-%d %H:%M"), "records": args.records,
         "workers": args.workers, "load_avg_at_end": load, "median_records_per_s": med,
-        "ratio": med["lmforge"] / med["llamafactory"], "runs": runs,
+        "ratio_vs_llamafactory": {side: med[side] / med["llamafactory"] for side in sides},
+        "lmforge_src": str(args.lmforge_src) if args.lmforge_src else None, "runs": runs,
     }, indent=2) + "\n")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 
@@ -43,10 +44,16 @@ def main() -> None:
     from trl import SFTConfig, SFTTrainer
 
     class JsonlLog(TrainerCallback):
+        start = time.monotonic()
+
+        def on_train_begin(self, targs, state, control, **kwargs):
+            self.start = time.monotonic()
+
         def on_log(self, targs, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 row = {"step": state.global_step, "loss": logs["loss"],
-                       "num_input_tokens_seen": state.num_input_tokens_seen}
+                       "num_input_tokens_seen": state.num_input_tokens_seen,
+                       "elapsed": time.monotonic() - self.start}
                 with (args.out / "trainer_log.jsonl").open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
 
