@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 PLOT_NAME = "training_loss.png"
 
 
-def _smooth(values: list[float], weight: float = 0.8) -> list[float]:
-    """Exponential moving average, the TensorBoard-style smoothing users know."""
+def _smooth(values: list[float]) -> list[float]:
+    """Exponential moving average, the TensorBoard-style smoothing users know; its weight grows
+    with the number of points (0.2 for 10, 0.8 for 100+), so a short run's curve does not lag."""
+    weight = 1.8 * (1 / (1 + math.exp(-0.05 * len(values))) - 0.5)
     smoothed, last = [], values[0] if values else 0.0
     for value in values:
         last = last * weight + (1 - weight) * value
