@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint docs clean
+.PHONY: setup demo test lint docs clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ demo: setup
 	$(BIN)/lmforge train examples/quickstart.yaml overwrite_output_dir=true
 	$(BIN)/lmforge chat examples/quickstart.yaml adapter_name_or_path=saves/quickstart --query "Who are you?"
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The web chat test drives Debian's Chromium (never a downloaded browser build); installed when
+# missing and we are root, else that one test skips and says why.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+		echo "chromium not installed: the web chat browser test will skip"
 
 lint: setup
 	$(BIN)/ruff check src tests bench
