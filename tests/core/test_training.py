@@ -147,3 +147,15 @@ def test_previous_run_is_refused_and_left_untouched(tiny_model_dir: Path, data_f
         run_training(_cfg(tiny_model_dir, data_file, out))
     assert [p.name for p in out.iterdir()] == ["adapter_model.safetensors"]
     assert (out / "adapter_model.safetensors").read_bytes() == b"precious"
+
+
+def test_pretraining_on_raw_text_packs_and_lowers_the_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [f"Document {i}: the quick brown fox jumps over the lazy dog {i % 3} times." for i in range(40)]
+    corpus.write_text("".join(json.dumps({"text": line}) + "\n" for line in lines))
+    out = tmp_path / "pt"
+    cfg = _cfg(tiny_model_dir, corpus, out, stage="pt", finetuning_type="full", cutoff_len=32, max_steps=10)
+    assert cfg.data.packing is None  # pt packs by default
+    run_training(cfg)
+    losses = _losses(out)
+    assert losses[10] < losses[1]

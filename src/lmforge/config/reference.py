@@ -51,6 +51,24 @@ def render_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+# Where our default differs from LLaMA-Factory's (or transformers', which it inherits), and why.
+DIFFERENT_DEFAULTS = [
+    ("model_name_or_path", "required", "smollm2-135m-instruct", "everything runs offline out of the box"),
+    ("template", "required", "auto", "the tokenizer's own chat template is what the model was trained with"),
+    ("do_train", "false", "true", "`lmforge train` trains"),
+    ("output_dir", "trainer_output", "saves/lmforge-run", "outputs land beside LLaMA-Factory's habitual saves/"),
+    ("per_device_train_batch_size", "8", "1", "fits any machine; raise it deliberately"),
+    ("learning_rate", "5e-5", "1e-4", "the usual LoRA rate (LoRA is the default method)"),
+    ("lr_scheduler_type", "linear", "cosine", "what LLaMA-Factory's own examples use"),
+    ("logging_steps", "500", "10", "a loss curve for short runs too"),
+    ("plot_loss", "false", "true", "users expect the picture"),
+    ("gradient_checkpointing", "on", "off", "~30% faster; turn on when memory is short"),
+    ("ddp_timeout", "180000000", "1800", "a hung collective fails in 30 minutes, not 5 years"),
+    ("template_checks", "—", "strict", "template mistakes stop the run before weights load"),
+    ("sparse_logits", "—", "true", "same loss, less compute and memory (train/loss.py)"),
+]
+
+
 def render_markdown() -> str:
     out = [
         "# Config reference",
@@ -65,4 +83,12 @@ def render_markdown() -> str:
         for name, type_name, default, help_text in _rows(schema):
             out.append(f"| `{name}` | `{type_name}` | `{default}` | {help_text} |")
         out.append("")
+    out += [
+        "## Defaults that differ from LLaMA-Factory",
+        "",
+        "| key | LLaMA-Factory | lmforge | why |",
+        "| --- | --- | --- | --- |",
+    ]
+    out += [f"| `{key}` | `{theirs}` | `{ours}` | {why} |" for key, theirs, ours, why in DIFFERENT_DEFAULTS]
+    out.append("")
     return "\n".join(out)
