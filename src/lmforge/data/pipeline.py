@@ -177,7 +177,8 @@ def _tokenize_with_stats(
     records: Dataset, cfg: Any, tokenizer: Any, template: Any, key: str
 ) -> tuple[Dataset, Any, Counter[str]]:
     tokens = _tokenize(records, cfg, tokenizer, template, fingerprint=key)
-    trained = [sum(1 for label in labels if label != IGNORE_INDEX) for labels in tokens["labels"]]
+    # Slicing a column ([:]) reads it in one Arrow batch; iterating it reads row by row (~10x slower).
+    trained = [len(labels) - labels.count(IGNORE_INDEX) for labels in tokens["labels"][:]]
     drops: Counter[str] = Counter()
     empty = [i for i, n in enumerate(trained) if n == 0]
     if empty:
@@ -190,8 +191,8 @@ def _tokenize_with_stats(
             )
         tokens = tokens.select(keep)
         trained = [trained[i] for i in keep]
-    lengths = [len(ids) for ids in tokens["input_ids"]]
-    stats = length_stats(lengths, tokens["full_length"], trained)
+    lengths = [len(ids) for ids in tokens["input_ids"][:]]
+    stats = length_stats(lengths, tokens["full_length"][:], trained)
     return tokens.remove_columns("full_length"), stats, drops
 
 

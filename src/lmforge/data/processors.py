@@ -77,8 +77,11 @@ def supervised_batch(
 ) -> dict[str, list[Any]]:
     """Batched `datasets.map` function for stage sft; also records the untruncated length for stats."""
     out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "full_length": []}
-    for messages, system, tools in zip(batch["messages"], batch["system"], batch["tools"], strict=True):
-        pairs = template.encode_turns(tokenizer, messages, system=system or default_system, tools=tools)
+    conversations = [
+        (messages, system or default_system, tools)
+        for messages, system, tools in zip(batch["messages"], batch["system"], batch["tools"], strict=True)
+    ]
+    for pairs in template.encode_turns_batch(tokenizer, conversations):
         input_ids, labels = encode_supervised(
             pairs, cutoff_len, train_on_prompt=train_on_prompt, mask_history=mask_history
         )

@@ -66,15 +66,53 @@ def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]]) -> list[tuple[lis
     training would see ids a served model never does. A token that straddles a boundary goes to
     the segment holding its last character. Slow tokenizers (no offsets) fall back to segments.
     """
-    segments = [text for pair in pairs for text in pair]
+    return encode_pairs_batch(tokenizer, [pairs])[0]
+
+
+def encode_pairs_batch(
+    tokenizer: Any, conversations: list[list[tuple[str, str]]]
+) -> list[list[tuple[list[int], list[int]]]]:
+    """``encode_pairs`` for many conversations with one tokenizer call.
+
+    One batched call lets the fast tokenizer encode the texts on all cores and pays the Python
+    overhead of ``tokenizer(...)`` once per batch instead of once per record (preprocessing spent
+    about half its time there). Segments are cut by bisecting the segment ends into the tokens'
+    last-character offsets (non-decreasing), not by visiting every token.
+    """
+    segments = [[text for pair in pairs for text in pair] for pairs in conversations]
     if not getattr(tokenizer, "is_fast", False):
-        ids = [encode(tokenizer, text) for text in segments]
-        return [(ids[i], ids[i + 1]) for i in range(0, len(ids), 2)]
-    ends = list(itertools.accumulate(len(text) for text in segments))
-    enc = tokenizer("".join(segments), add_special_tokens=False, return_offsets_mapping=True)
-    parts: list[list[int]] = [[] for _ in segments]
-    for token, (start, end) in zip(enc["input_ids"], enc["offset_mapping"]):
-        parts[min(bisect.bisect_right(ends, max(start, end - 1)), len(parts) - 1)].append(token)
+        out = []
+        for texts in segments:
+            ids = [encode(tokenizer, text) for text in texts]
+            out.append([(ids[i], ids[i + 1]) for i in range(0, len(ids), 2)])
+        return out
+    enc = tokenizer(["".join(texts) for texts in segments], add_special_tokens=False, return_offsets_mapping=True)
+    return [
+        _cut(ids, offsets, texts)
+        for ids, offsets, texts in zip(enc["input_ids"], enc["offset_mapping"], segments, strict=True)
+    ]
+
+
+def _last_char(offset: tuple[int, int]) -> int:
+    start, end = offset
+    return max(start, end - 1)
+
+
+def _cut(ids: list[int], offsets: list[tuple[int, int]], texts: list[str]) -> list[tuple[list[int], list[int]]]:
+    """Split one conversation's ids into its segments: a token belongs to the segment holding its
+    last character. Offsets are non-decreasing, so each boundary is a bisection (a few probes per
+    segment); the boundary tokens are checked, and any disorder falls back to placing every token."""
+    ends = list(itertools.accumulate(len(text) for text in texts))
+    cuts = [0, *(bisect.bisect_left(offsets, end, key=_last_char) for end in ends[:-1]), len(ids)]
+    if all(
+        (c == 0 or _last_char(offsets[c - 1]) < end) and (c == len(ids) or _last_char(offsets[c]) >= end)
+        for c, end in zip(cuts[1:-1], ends, strict=False)
+    ):
+        parts = [ids[cuts[k] : cuts[k + 1]] for k in range(len(texts))]
+    else:  # offsets out of order (not seen with BPE tokenizers): place token by token
+        parts = [[] for _ in texts]
+        for token, offset in zip(ids, offsets, strict=True):
+            parts[min(bisect.bisect_right(ends, _last_char(offset)), len(parts) - 1)].append(token)
     return [(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
 
 
@@ -226,6 +264,21 @@ class Template:
                 hint="drop trailing user/tool messages from the record",
             )
         return encode_pairs(tokenizer, pairs)
+
+    def encode_turns_batch(
+        self, tokenizer: Any, conversations: list[tuple[list[Message], str | None, Any]]
+    ) -> list[list[tuple[list[int], list[int]]]]:
+        """``encode_turns`` for many ``(messages, system, tools)`` at once (one tokenizer call)."""
+        rendered = []
+        for messages, system, tools in conversations:
+            pairs, rest = self.render_segments(tokenizer, messages, system, tools)
+            if rest:
+                raise LmforgeError(
+                    "a training conversation must end with an assistant message",
+                    hint="drop trailing user/tool messages from the record",
+                )
+            rendered.append(pairs)
+        return encode_pairs_batch(tokenizer, rendered)
 
     def encode_prompt(
         self, tokenizer: Any, messages: list[Message], system: str | None = None, tools: Any = None
