@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from datasets import Dataset, IterableDataset
+import pyarrow as pa
+from datasets import Dataset, DatasetInfo, IterableDataset
 
 from lmforge.data import cache
 from lmforge.data.converters import check_columns, convert_row, detect_formatting
@@ -97,7 +98,8 @@ def _read(attr: DatasetAttr, cfg: Any, counts: dict[str, int], dropped: Counter[
             f"data set {attr.name!r} ({attr.path}) has no usable records: {sum(drops.values())} dropped ({detail})",
             "check the file's columns and roles against its dataset_info.json entry",
         )
-    dataset = Dataset.from_list(records, features=FEATURES)
+    # Arrow builds the table in C++; Dataset.from_list would encode every nested value in Python.
+    dataset = Dataset(pa.Table.from_pylist(records, schema=FEATURES.arrow_schema), info=DatasetInfo(features=FEATURES))
     if attr.num_samples:
         dataset = resample(dataset, attr.num_samples, cfg.train.seed)
     counts[attr.name] = len(dataset)
