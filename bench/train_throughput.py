@@ -10,6 +10,8 @@ the process tree's peak RSS, and command start → first step logged.
 
 Configurations:
   llamafactory   ``llamafactory-cli train`` in .bench/venv (its default: gradient checkpointing on)
+  lmforge-default ``lmforge train`` with the very YAML LLaMA-Factory gets (each tool's defaults:
+                 LLaMA-Factory turns gradient checkpointing on, lmforge leaves it off)
   lmforge-same   ``lmforge train`` with the same config, gradient checkpointing on to match
   lmforge-best   ``lmforge train``, same loss per token: gradient checkpointing off + ``--best`` extras
   lmforge-lowmem ``lmforge train``, neat packing with gradient checkpointing on (memory-bound machines)
@@ -45,7 +47,7 @@ from _runner import (
     write_results,
 )
 
-BASE_CONFIGS = ("llamafactory", "lmforge-same", "lmforge-best", "lmforge-lowmem", "trl")
+BASE_CONFIGS = ("llamafactory", "lmforge-default", "lmforge-same", "lmforge-best", "lmforge-lowmem", "trl")
 # "<lmforge config>-mmap": the same run with glibc's mmap threshold fixed at 128 KiB, what
 # bench/proposals/malloc-mmap-threshold.diff makes `lmforge train` do for itself. Without it glibc
 # raises the threshold as large tensors are freed and keeps ~1-2 GB of freed activations resident.
@@ -104,16 +106,22 @@ def command_for(name: str, model: str, work: Path, steps: int, best: dict) -> tu
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return [str(PEER_VENV / "bin" / "llamafactory-cli"), "train", str(cfg_path)], peer_env(), \
             out / "trainer_log.jsonl"
+    if name == "lmforge-default":  # the very YAML LLaMA-Factory gets; each tool's own defaults apply
+        return _lmforge_command(work / name, cfg)
     cfg["gradient_checkpointing"] = True
     cfg["template_checks"] = "off"  # pre-flight checks are a one-off user aid, not training work
     if name == "lmforge-best":
         cfg.update(best)
     if name == "lmforge-lowmem":
         cfg.update(LOWMEM_EXTRAS)
-    cfg_path = work / name / "cfg.yaml"
+    return _lmforge_command(work / name, cfg)
+
+
+def _lmforge_command(folder: Path, cfg: dict) -> tuple[list[str], dict, Path]:
+    cfg_path = folder / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return [str(ROOT / ".venv" / "bin" / "lmforge"), "train", str(cfg_path)], project_env(), \
-        out / "trainer_log.jsonl"
+        Path(cfg["output_dir"]) / "trainer_log.jsonl"
 
 
 def builtin_model() -> str:
@@ -166,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--only", default="llamafactory,lmforge-same,lmforge-best,trl",
+    parser.add_argument("--only", default="llamafactory,lmforge-default,lmforge-same,lmforge-best,trl",
                         help=f"comma-separated subset of {CONFIGS}")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per run (OMP_NUM_THREADS); 0 = torch's default. 1 keeps runs "
