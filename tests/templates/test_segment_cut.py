@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmforge.data.templates import _cut, _cut_encoding
+from lmforge.data.template_encoding import _cut, _cut_encoding
 
 CASES = [
     ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", "hello<|im_end|>\n"],
