@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from lmforge import __version__
 from lmforge.errors import LmforgeError
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("LMFORGE_DEBUG") == "1"
     if "--debug" in argv:
         argv.remove("--debug")
+    # peft 0.21 reads a property transformers 5.23 deprecated; the warning says nothing to users.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
