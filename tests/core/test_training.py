@@ -159,3 +159,21 @@ def test_pretraining_on_raw_text_packs_and_lowers_the_loss(tiny_model_dir: Path,
     run_training(cfg)
     losses = _losses(out)
     assert losses[10] < losses[1]
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_gradient_checkpointing_changes_neither_loss_nor_weights(
+    tiny_model_dir: Path, data_file: Path, tmp_path: Path, method: str
+) -> None:
+    runs = {}
+    for checkpointing in (False, True):
+        out = tmp_path / f"{method}-{checkpointing}"
+        options = {"finetuning_type": method, "max_steps": 3, "gradient_checkpointing": checkpointing}
+        run_training(_cfg(tiny_model_dir, data_file, out, **options))
+        name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+        runs[checkpointing] = (_losses(out), load_file(out / name))
+    (plain_losses, plain), (ckpt_losses, ckpt) = runs[False], runs[True]
+    for step, loss in plain_losses.items():
+        assert ckpt_losses[step] == pytest.approx(loss, abs=1e-5)
+    for key in plain:
+        torch.testing.assert_close(ckpt[key], plain[key], atol=1e-5, rtol=1e-4)
