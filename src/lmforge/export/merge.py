@@ -24,17 +24,17 @@ def export_model(cfg: RunConfig) -> Path:
             f"export_dir {target} is not empty; nothing was changed",
             "choose another export_dir, or set overwrite_output_dir: true",
         )
-    adapters = cfg.model.adapter_name_or_path or []
-    # The tokenizer saved beside an adapter carries the training chat template: prefer it.
-    tokenizer_cfg = cfg.model.model_copy(update={"model_name_or_path": adapters[-1]}) if adapters else cfg.model
-    tokenizer = load_tokenizer(tokenizer_cfg if adapters and _has_tokenizer(adapters[-1]) else cfg.model)
+    # A trained adapter's folder holds the tokenizer with the training chat template and the
+    # generation config that stops at the end of turn: the export carries those.
+    trained = _last_adapter_dir(cfg)
+    tokenizer = load_tokenizer(cfg.model, folder=str(trained) if trained else None)
     model = load_model(cfg, tokenizer, trainable=False)
     if cfg.export.export_dtype != "auto":
         model = model.to(getattr(torch, cfg.export.export_dtype))
-    if adapters and (Path(adapters[-1]) / "generation_config.json").is_file():
+    if trained and (trained / "generation_config.json").is_file():
         from transformers import GenerationConfig
 
-        model.generation_config = GenerationConfig.from_pretrained(adapters[-1])
+        model.generation_config = GenerationConfig.from_pretrained(trained)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -49,5 +49,8 @@ def export_model(cfg: RunConfig) -> Path:
     return target
 
 
-def _has_tokenizer(path: str) -> bool:
-    return (Path(path) / "tokenizer_config.json").is_file()
+def _last_adapter_dir(cfg: RunConfig) -> Path | None:
+    """The last adapter's folder when lmforge saved a tokenizer there, else None."""
+    adapters = cfg.model.adapter_name_or_path or []
+    last = Path(adapters[-1]) if adapters else None
+    return last if last is not None and (last / "tokenizer_config.json").is_file() else None

@@ -9,19 +9,21 @@ from lmforge.errors import LmforgeError
 from lmforge.models.resolve import resolve_model
 
 
-def load_tokenizer(model_cfg: ModelConfig) -> Any:
+def load_tokenizer(model_cfg: ModelConfig, folder: str | None = None) -> Any:
+    """The model's tokenizer, or the one saved in ``folder`` (an adapter's, carrying the training
+    chat template)."""
     from transformers import AutoTokenizer
 
-    resolved = resolve_model(model_cfg.model_name_or_path)
+    path = folder or resolve_model(model_cfg.model_name_or_path).path
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            resolved.path,
+            path,
             trust_remote_code=model_cfg.trust_remote_code,
             revision=model_cfg.model_revision,
             cache_dir=model_cfg.cache_dir,
         )
     except OSError as err:
-        raise LmforgeError(f"cannot load a tokenizer from {resolved.path}: {err}") from None
+        raise LmforgeError(f"cannot load a tokenizer from {path}: {err}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
