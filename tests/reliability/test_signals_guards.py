@@ -114,14 +114,12 @@ def test_output_dir_holding_a_run_refuses_without_overwrite(tmp_path: Path) -> N
 
 
 def test_resume_values(tmp_path: Path) -> None:
-    def resolve(value: Any, cli: bool = False) -> str | None:
-        return resolve_resume_checkpoint(
-            build_config({"output_dir": str(tmp_path), "resume_from_checkpoint": value}), cli
-        )
+    def resolve(value: Any) -> str | None:
+        return resolve_resume_checkpoint(build_config({"output_dir": str(tmp_path), "resume_from_checkpoint": value}))
 
     assert resolve(None) is None
     assert resolve("auto") is None  # nothing yet: start fresh
-    assert resolve(None, cli=True) is None
+    assert resolve("true") is None  # what `--resume` sets
     assert resolve(True) is None
     (tmp_path / "checkpoint-3").mkdir()  # torn: no marker, no trainer_state.json
     with pytest.raises(LmforgeError, match="not a complete checkpoint"):

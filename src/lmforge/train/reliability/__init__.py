@@ -2,7 +2,7 @@
 
 Wiring, in run_training:
 
-1. before loading weights: ``resume = resolve_resume_checkpoint(cfg, cli_resume)``,
+1. before loading weights: ``resume = resolve_resume_checkpoint(cfg)``,
    ``check_output_dir(cfg, resuming=resume is not None)``, ``requested_trackers(cfg)`` (validates);
 2. the Trainer class mixes in ``ReliableTrainerMixin`` (atomic saves, NaN guard, step metrics) and
    gets ``skip_nonfinite_steps=cfg.train.skip_nonfinite_steps``;

@@ -146,17 +146,15 @@ def _gb(n: int) -> str:
 AUTO_VALUES = {"auto", "true", "latest", "yes"}
 
 
-def resolve_resume_checkpoint(cfg: Any, cli_resume: bool = False) -> str | None:
+def resolve_resume_checkpoint(cfg: Any) -> str | None:
     """The checkpoint to pass to ``Trainer.train(resume_from_checkpoint=...)``, or None to start fresh.
 
-    ``resume_from_checkpoint: auto``/``true`` (the config loader maps both to True) or ``--resume``
+    ``resume_from_checkpoint: auto``/``true`` (the config loader maps both to True; ``--resume`` sets it)
     take the latest complete checkpoint in output_dir, and start fresh when there is none yet, so a
     preemptible job can always be launched with ``--resume``. A path must be a complete checkpoint.
     Never returns a partially written directory.
     """
     value = cfg.train.resume_from_checkpoint
-    if cli_resume and value in (None, False):
-        value = True
     if value in (None, False) or (isinstance(value, str) and value.lower() in {"false", "no", "none", ""}):
         return None
     if value is True or (isinstance(value, str) and value.lower() in AUTO_VALUES):
