@@ -1,6 +1,6 @@
-"""The Trainer every causal-LM stage uses: transformers' Trainer with atomic checkpoints, the
+"""The Trainer every causal-LM stage uses: transformers' Trainer with trustworthy checkpoints (no pickles), the
 non-finite loss guard and step metrics (ReliableTrainerMixin), LoRA+ optimizer groups, and the
-LM head computed only at trained positions.
+LM head computed only at trained positions (under the model's own forward and its autocast).
 
 Loss over accumulation steps is normalised by the count of trained tokens in the whole
 accumulated batch (transformers passes ``num_items_in_batch`` to the model), so batch 1 x
@@ -9,7 +9,6 @@ accumulation k gives the same update as batch k even with sequences of different
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,21 +26,14 @@ class LmforgeTrainer(ReliableTrainerMixin, Trainer):
         super().__init__(*args, **kwargs)
         self.sparse_logits = sparse_logits and supports_trained_positions_loss(self.model)
 
-    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
-        """transformers pickles TrainingArguments into training_args.bin; we keep no pickles
-        (loading one runs code) and write the same arguments as JSON instead."""
-        super()._save(output_dir, state_dict)
-        target = Path(output_dir or self.args.output_dir)
-        (target / "training_args.bin").unlink(missing_ok=True)
-        if self.args.should_save:
-            (target / "training_args.json").write_text(self.args.to_json_string(), encoding="utf-8")
-
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
-        """The LM head runs only at trained positions when that is exact (see train/loss.py).
+        """The LM head runs only at trained positions (see train/loss.py), through the model's own
+        forward, so autocast and every wrapper (peft, DDP, DeepSpeed) apply as on the standard path.
 
-        Wrapped models (DDP, DeepSpeed) keep the standard path: their forward hooks must run.
+        A custom ``compute_loss_func``, a model that takes no loss kwargs, or a call that needs the
+        outputs takes the standard path.
         """
         fast = (
             self.sparse_logits
@@ -49,11 +41,18 @@ class LmforgeTrainer(ReliableTrainerMixin, Trainer):
             and model.training
             and num_items_in_batch is not None
             and "labels" in inputs
-            and self.accelerator.unwrap_model(model) is model
+            and self.compute_loss_func is None
+            and self.model_accepts_loss_kwargs  # upstream then treats the loss as normalised by num_items
         )
         if not fast:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        return trained_positions_loss(model, inputs, num_items_in_batch)
+        loss = trained_positions_loss(model, inputs, num_items_in_batch, self.args.label_smoothing_factor)
+        if self.args.average_tokens_across_devices:
+            # As upstream: num_items_in_batch counts every process's tokens and DDP averages
+            # gradients, so the local loss is scaled back up by the number of data-parallel ranks.
+            loss_scale = self.accelerator.num_processes // self.get_tp_size()
+            loss = loss * (loss_scale if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return loss
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         if self.loraplus_lr_ratio is None or self.optimizer is not None:
