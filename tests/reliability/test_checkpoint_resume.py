@@ -1,4 +1,4 @@
-"""Atomic checkpoints and exact resume on a bare Trainer + ReliableTrainerMixin (tiny model, fp32 CPU)."""
+"""Trustworthy checkpoints and exact resume on a bare Trainer + ReliableTrainerMixin (tiny model, fp32 CPU)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tiny_run import LOSS_LOG, build_trainer, losses_by_step
 
 from lmforge.train.reliability import is_complete_checkpoint, latest_complete_checkpoint
-from lmforge.train.reliability.checkpoints import COMPLETE_MARKER, STAGING_DIR
+from lmforge.train.reliability.checkpoints import COMPLETE_MARKER
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,7 +51,7 @@ def test_sigkill_after_checkpoint_resume_reproduces_uninterrupted_losses(
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     try:
-        _wait_for(out / "checkpoint-12", process, tmp_path / "child.log")
+        _wait_for(out / "checkpoint-12" / COMPLETE_MARKER, process, tmp_path / "child.log")
     finally:
         log.close()
         process.send_signal(signal.SIGKILL)
@@ -86,8 +86,7 @@ def test_crash_during_save_keeps_previous_checkpoint_and_auto_resume_uses_it(
     with pytest.raises(OSError, match="simulated crash"):
         trainer.train()
 
-    assert not (out / "checkpoint-8").exists()  # the torn save stayed in staging
-    assert (out / STAGING_DIR / "checkpoint-8").is_dir()
+    assert (out / "checkpoint-8").is_dir() and not is_complete_checkpoint(out / "checkpoint-8")  # torn, unmarked
     assert is_complete_checkpoint(out / "checkpoint-4")
     # A torn directory under the final name (e.g. written by plain transformers) is never "latest".
     (out / "checkpoint-9").mkdir()
@@ -99,7 +98,7 @@ def test_crash_during_save_keeps_previous_checkpoint_and_auto_resume_uses_it(
     losses = losses_by_step(resumed)
     for step in range(5, 21):
         assert losses[step] == pytest.approx(reference_losses[step], abs=1e-6), step
-    assert not (out / STAGING_DIR / "checkpoint-8").exists()  # cleared by the next save
+    assert is_complete_checkpoint(out / "checkpoint-8")  # rewritten by the resumed run
     assert is_complete_checkpoint(out / "checkpoint-20")
     marker = json.loads((out / "checkpoint-20" / COMPLETE_MARKER).read_text())
     assert marker["step"] == 20 and "trainer_state.json" in marker["files"]
@@ -109,3 +108,34 @@ def test_save_total_limit_rotates_published_checkpoints(tiny_model_dir: Path, tm
     trainer = build_trainer(tiny_model_dir, tmp_path, max_steps=8, save_steps=2, save_total_limit=2)
     trainer.train()
     assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8"]
+
+
+def test_sigkill_between_save_and_mark_with_save_total_limit_1_keeps_a_complete_checkpoint(
+    tiny_model_dir: Path, tmp_path: Path, reference_losses: dict[int, float]
+) -> None:
+    """transformers rotates inside its save; with limit 1 that would delete checkpoint-4 before
+    checkpoint-8 is marked. The kill lands after transformers wrote checkpoint-8, before the mark."""
+    out = tmp_path / "run"
+    args = [str(tiny_model_dir), str(out), "--save-steps", "4", "--save-total-limit", "1", "--kill-on-save", "8"]
+    with (tmp_path / "child.log").open("w") as log:
+        process = subprocess.run(
+            [sys.executable, str(HERE / "tiny_run.py"), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            timeout=240,
+        )
+    assert process.returncode == -signal.SIGKILL, (tmp_path / "child.log").read_text()[-3000:]
+    assert (out / "checkpoint-8" / "trainer_state.json").is_file()  # transformers' save finished
+    assert not is_complete_checkpoint(out / "checkpoint-8")
+    assert latest_complete_checkpoint(out) == out / "checkpoint-4"
+    assert not (out / "checkpoint-4" / "training_args.bin").exists()
+    assert json.loads((out / "checkpoint-4" / "training_args.json").read_text())["save_total_limit"] == 1
+
+    resumed = build_trainer(tiny_model_dir, out, save_steps=4, save_total_limit=1)
+    resumed.train(resume_from_checkpoint=str(latest_complete_checkpoint(out)))
+    losses = losses_by_step(resumed)
+    for step in range(5, 21):
+        assert losses[step] == pytest.approx(reference_losses[step], abs=1e-6), step
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-20"]
+    assert not list(out.glob(".*"))  # no staging or temporary folders left behind

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -65,14 +67,27 @@ class LossFile(TrainerCallback):
 
 
 class StallAfter(TrainerCallback):
-    """Sleeps once checkpoint-N is saved, so a test can kill the process at a known point."""
+    """Sleeps once checkpoint-N is saved and marked (at the next step's start), so a test can kill
+    the process at a known point."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step >= self.step:
+            time.sleep(600)
+
+
+class KillOnSave(TrainerCallback):
+    """SIGKILLs this process in ``on_save`` of step N: after transformers wrote checkpoint-N, before
+    the CheckpointWriter (added by the mixin after every callback given) marks it complete."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step >= self.step:
-            time.sleep(600)
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def build_trainer(
@@ -126,10 +141,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("output_dir")
     parser.add_argument("--save-steps", type=int, default=4)
     parser.add_argument("--stall-after", type=int, default=None)
+    parser.add_argument("--kill-on-save", type=int, default=None)
+    parser.add_argument("--save-total-limit", type=int, default=None)
     parser.add_argument("--resume", default=None)
     ns = parser.parse_args(argv)
-    callbacks = [StallAfter(ns.stall_after)] if ns.stall_after else []
-    trainer = build_trainer(ns.model_dir, ns.output_dir, save_steps=ns.save_steps, callbacks=callbacks)
+    callbacks: list[TrainerCallback] = [StallAfter(ns.stall_after)] if ns.stall_after else []
+    callbacks += [KillOnSave(ns.kill_on_save)] if ns.kill_on_save else []
+    trainer = build_trainer(
+        ns.model_dir, ns.output_dir, save_steps=ns.save_steps, callbacks=callbacks, save_total_limit=ns.save_total_limit
+    )
     trainer.train(resume_from_checkpoint=ns.resume)
 
 

@@ -1,21 +1,15 @@
-"""Checkpoints that are either complete or absent: staged, fsynced, renamed into place, marked.
+"""Which checkpoints can be trusted, where to resume from, and whether a save fits on disk.
 
-transformers' ``Trainer._save_checkpoint`` writes straight into ``checkpoint-N``; a crash halfway
-(kill -9, full disk, power loss) leaves a directory that looks like a checkpoint but does not
-load, and ``get_last_checkpoint`` would pick it. Here every save goes to
-``output_dir/.lmforge-staging/checkpoint-N``, each file and directory is fsynced, a marker file
-``lmforge_complete.json`` is written last, and only then is the directory renamed to
-``output_dir/checkpoint-N`` (one atomic ``rename`` on the same file system). Resume only trusts
-directories holding the marker, so a partial directory is never "latest".
-
-Cost: one extra fsync pass per save (seconds for multi-GB checkpoints on slow disks).
+transformers writes ``checkpoint-N`` in place; a crash halfway (kill -9, full disk, power loss)
+leaves a folder that looks like a checkpoint but does not load, and ``get_last_checkpoint`` would
+pick it. ``CheckpointWriter`` (writer.py) writes the marker ``lmforge_complete.json`` into a
+checkpoint only once all of it is on disk; resume trusts only folders holding the marker, so a
+partial folder is never "latest".
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
@@ -25,7 +19,6 @@ from lmforge.errors import LmforgeError
 
 logger = logging.getLogger(__name__)
 
-STAGING_DIR = ".lmforge-staging"
 COMPLETE_MARKER = "lmforge_complete.json"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # Headroom over the estimated checkpoint size: safetensors/pickle overhead, tokenizer, metadata.
@@ -59,56 +52,6 @@ def latest_complete_checkpoint(output_dir: str | Path) -> Path | None:
         if child.is_dir() and (step := checkpoint_step(child)) is not None and is_complete_checkpoint(child)
     ]
     return max(found)[1] if found else None
-
-
-def fsync_tree(path: Path) -> None:
-    """Flush every file, then every directory (children first), so a rename publishes data on disk."""
-    for root, _dirs, files in os.walk(path, topdown=False):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(root))
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename or new entry inside it survives a crash (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems (and Windows) refuse fsync on directories
-    finally:
-        os.close(fd)
-
-
-def publish_checkpoint(staged: Path, final: Path, step: int) -> Path:
-    """Mark ``staged`` complete and rename it to ``final``, replacing an older copy of the same step."""
-    marker = {"step": step, "files": sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())}
-    (staged / COMPLETE_MARKER).write_text(json.dumps(marker, indent=1))
-    fsync_tree(staged)
-    if final.exists():
-        # Same step saved twice (e.g. a signal save right after a scheduled save): the old one is
-        # moved aside first, so at every instant one complete copy exists under some name.
-        trash = staged.parent / f"{final.name}.old"
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(final, trash)
-        os.replace(staged, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staged, final)
-    fsync_dir(final.parent)
-    return final
-
-
-def clear_staging(output_dir: str | Path) -> None:
-    """Remove leftovers of saves that died midway; they never held a complete checkpoint."""
-    shutil.rmtree(Path(output_dir) / STAGING_DIR, ignore_errors=True)
 
 
 def estimate_checkpoint_bytes(model: Any, with_optimizer: bool) -> int:
