@@ -33,5 +33,5 @@ def test_data_command_renders_samples_and_statistics(tokenizer, builtin_dir, wri
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "--- sample 0: 14 tokens, 4 trained, 10 masked (trained text in [[...]])"
     assert "\n".join(out[1:6]) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n[[Hello!<|im_end|>\n]]"
-    assert "dropped: 1 (empty response)" in out
+    assert f"dropped: 1 (empty response [{tmp_path / 'd.json'} record 1])" in out
     assert any(line.startswith("train: 1 samples, tokens p50 14 p95 14 max 14") for line in out)

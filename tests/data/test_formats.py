@@ -211,16 +211,17 @@ def test_empty_after_filtering_says_how_many_and_why(make_cfg, write_json, tmp_p
         ],
     )
     message_text = _error(make_cfg, tmp_path, str(tmp_path / "e.json"))
-    assert "has no usable records: 3 dropped (2 no assistant turn, 1 empty response)" in message_text
+    path = tmp_path / "e.json"
+    assert (
+        f"has no usable records: 3 dropped (2 no assistant turn [{path} records 0, 1], "
+        f"1 empty response [{path} record 2])" in message_text
+    )
 
 
-def test_invalid_role_names_record_and_field(make_cfg, write_json, tmp_path):
+def test_invalid_role_names_role_and_record_when_nothing_is_left(make_cfg, write_json, tmp_path):
     write_json(
         tmp_path / "r.json",
-        [
-            {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
-            {"conversations": [{"from": "human", "value": "hi"}, {"from": "robot", "value": "yo"}]},
-        ],
+        [{"conversations": [{"from": "human", "value": "hi"}, {"from": "robot", "value": "yo"}]}],
     )
     message_text = _error(make_cfg, tmp_path, str(tmp_path / "r.json"))
-    assert "record 1, field 'conversations' message 1 has invalid role 'robot'" in message_text
+    assert "1 dropped (1 invalid role 'robot'" in message_text and f"[{tmp_path / 'r.json'} record 0]" in message_text

@@ -14,7 +14,8 @@ def test_streaming_gives_the_same_samples(tokenizer, chatml, make_cfg, write_jso
     write_jsonl(tmp_path / "d.jsonl", ROWS)
     keys = {"dataset": str(tmp_path / "d.jsonl"), "dataset_dir": str(tmp_path), "cutoff_len": 32}
     plain = build_datasets(make_cfg(**keys), tokenizer, chatml).train
-    streamed = build_datasets(make_cfg(**keys, streaming=True, max_samples=50), tokenizer, chatml)
+    # buffer_size: 1 keeps the file's order (a stream is shuffled through that window)
+    streamed = build_datasets(make_cfg(**keys, streaming=True, max_samples=50, buffer_size=1), tokenizer, chatml)
     assert isinstance(streamed.train, IterableDataset) and streamed.report.cache_path is None
     rows = list(streamed.train)
     assert len(rows) == 50

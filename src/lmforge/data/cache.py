@@ -23,7 +23,7 @@ from lmforge.data.stats import DataReport
 from lmforge.errors import LmforgeError
 
 # Bump when the processing code changes what it produces, so old caches are not reused.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 # Data keys that cannot change a single token: the cache ignores them.
 NON_SHAPING_KEYS = ("overwrite_cache", "tokenized_path", "preprocessing_num_workers", "template_checks")
 CONTENT_HASH_LIMIT = 256 * 2**20

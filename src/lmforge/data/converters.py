@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lmforge.data.record import check_roles, drop_reason, make_record, message, record_text
+from lmforge.data.record import drop_reason, make_record, message, record_text
 from lmforge.data.registry import OPENAI_TAGS, DatasetAttr
 from lmforge.errors import LmforgeError
 
@@ -53,9 +53,42 @@ def check_columns(attr: DatasetAttr, columns: set[str], stage: str) -> None:
             )
 
 
+PAIR_STAGES = ("rm", "dpo")  # the stages that train on chosen/rejected pairs
+
+
+def check_stage_takes(attr: DatasetAttr, stage: str) -> None:
+    """Pairwise data holds no single answer to imitate: name the stages that take it, not a render error."""
+    if attr.ranking and stage not in (*PAIR_STAGES, "pt"):
+        raise LmforgeError(
+            f"data set {attr.name!r} ({attr.path}) is pairwise preference data (chosen/rejected), "
+            f"which stage {stage} cannot train on: pairs train stage {' or '.join(PAIR_STAGES)}",
+            f"set stage: {PAIR_STAGES[1]} (or {PAIR_STAGES[0]}), or use data with one assistant answer per "
+            f"conversation for stage {stage}",
+        )
+
+
+class RecordDropped(Exception):
+    """One record that cannot be trained on (an odd turn, a malformed tool call): dropped and counted.
+
+    Mistakes that concern the whole file (a missing column, a wrong ``tags`` key) still raise
+    ``LmforgeError``; one bad record among thousands must not abort the data set.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def convert_row(row: dict[str, Any], attr: DatasetAttr, index: int, stage: str) -> Converted:
     """One raw row → a canonical record for ``stage`` (pt records carry only ``text``)."""
     where = f"{attr.path}: record {index}"
+    try:
+        return _convert_row(row, attr, where, stage)
+    except RecordDropped as drop:
+        return None, drop.reason
+
+
+def _convert_row(row: dict[str, Any], attr: DatasetAttr, where: str, stage: str) -> Converted:
     if attr.formatting == "text":
         record = make_record(text=_text(row.get(attr.column("prompt") or "text")))
     elif attr.formatting == "alpaca":
@@ -67,7 +100,6 @@ def convert_row(row: dict[str, Any], attr: DatasetAttr, index: int, stage: str) 
         return (make_record(text=text), None) if text.strip() else (None, "empty text")
     if record["text"] is not None and not record["messages"]:
         return None, "text only (stage sft needs conversations)"
-    check_roles(record["messages"], where)
     reason = drop_reason(record, needs_response=record["chosen"] is None and record["kto_label"] is None)
     return (None, reason) if reason else (record, None)
 
@@ -122,7 +154,9 @@ def _sharegpt(row: dict[str, Any], attr: DatasetAttr, where: str) -> dict[str, A
                 "map the key names with tags: {role_tag: ..., content_tag: ...} in dataset_info.json",
             )
         role = turn[tags["role_tag"]]
-        if i == 0 and role == tags["system_tag"]:
+        if role == tags["system_tag"]:
+            if i:
+                raise RecordDropped(f"system turn mid-conversation (message {i})")
             system = system or _text(turn.get(tags["content_tag"]))
             continue
         messages.append(_turn(turn, role, tags, f"{where}, field {field!r} message {i}"))
@@ -159,11 +193,8 @@ def _turn(turn: dict[str, Any], role: Any, tags: dict[str, str], where: str) -> 
         return message("tool", content)
     if role == tags["function_tag"]:
         return message("assistant", "", _tool_calls(content, where))
-    known = [tags[key] for key in ("user_tag", "assistant_tag", "observation_tag", "function_tag")]
-    raise LmforgeError(
-        f"{where} has invalid role {role!r} (expected one of {', '.join(map(repr, known))})",
-        "fix the record, or map the role names with tags in dataset_info.json",
-    )
+    known = [tags[key] for key in ("user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag")]
+    raise RecordDropped(f"invalid role {role!r} (expected one of {', '.join(map(repr, known))}; map others with tags)")
 
 
 def _tool_calls(calls: Any, where: str) -> str:

@@ -18,8 +18,34 @@ from lmforge.errors import LmforgeError
 SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".arrow")
 
 
-def data_files(path: Path) -> list[Path]:
-    """The files behind a data set path: the file itself, or a folder's data files in name order."""
+def saved_splits(path: Path) -> list[str] | None:
+    """The splits of a folder written by ``DatasetDict.save_to_disk``; None for anything else."""
+    index = path / "dataset_dict.json"
+    if not (path.is_dir() and index.is_file()):
+        return None
+    try:
+        splits = json.loads(index.read_text(encoding="utf-8"))["splits"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise LmforgeError(f'{index}: not a datasets split index (expected {{"splits": [...]}})') from None
+    return [str(name) for name in splits]
+
+
+def data_files(path: Path, split: str | None = None) -> list[Path]:
+    """The files behind a data set path: the file itself, or a folder's data files in name order.
+
+    A folder saved by ``datasets`` (``save_to_disk``) gives the Arrow files of ``split`` (of every split
+    when None), never its JSON metadata.
+    """
+    splits = saved_splits(path)
+    if splits is not None:
+        if split is not None and split not in splits:
+            raise LmforgeError(
+                f"{path} has no split {split!r} (its splits: {', '.join(splits)})",
+                "set split in dataset_info.json to one of them",
+            )
+        return [f for name in ([split] if split else splits) for f in sorted((path / name).glob("*.arrow"))]
+    if path.is_dir() and (path / "state.json").is_file():  # one saved Dataset
+        return sorted(path.glob("*.arrow"))
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES)
         if not files:
@@ -30,9 +56,9 @@ def data_files(path: Path) -> list[Path]:
     return [path]
 
 
-def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of one data set path, file after file."""
-    for file in data_files(path):
+def iter_rows(path: Path, split: str = "train") -> Iterator[dict[str, Any]]:
+    """Rows of one data set path (``split`` of a saved DatasetDict folder), file after file."""
+    for file in data_files(path, split if saved_splits(path) is not None else None):
         yield from _READERS[file.suffix](file)
 
 

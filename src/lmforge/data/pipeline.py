@@ -3,7 +3,8 @@
 ``load_records`` stops at canonical records (what `lmforge data` and the web UI preview);
 ``build_datasets`` goes on to the tokenized columns the Trainer consumes and caches them by
 fingerprint, so a second run with the same inputs skips tokenization (``report.cache_hit``).
-Streaming (``streaming: true``) reads files lazily through an IterableDataset and is not cached.
+Streaming (``streaming: true``) reads files lazily through an IterableDataset, shuffled through a
+``buffer_size`` window with the seed, and is not cached.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetInfo, IterableDataset
 
 from lmforge.data import cache
-from lmforge.data.converters import check_columns, convert_row, detect_formatting
+from lmforge.data.converters import check_columns, check_stage_takes, convert_row, detect_formatting
 from lmforge.data.loaders import iter_rows
 from lmforge.data.mixing import mix, resample, split_eval, take
 from lmforge.data.packing import concat_chunk_batch, pack_batch
@@ -65,6 +66,9 @@ def read_all(cfg: Any) -> RecordSet:
     dropped: Counter[str] = Counter()
     train_sets = [_read(a, cfg, counts, dropped) for a in resolve_datasets(data.dataset, data.dataset_dir)]
     train = mix(train_sets, data.mix_strategy, data.interleave_probs, seed)
+    if isinstance(train, IterableDataset):
+        # A stream cannot be permuted: shuffle through a buffer_size window, seeded (LLaMA-Factory's rule).
+        train = train.shuffle(seed=seed, buffer_size=data.buffer_size)
     evaluation = None
     if data.eval_dataset:
         eval_sets = [_read(a, cfg, counts, dropped) for a in resolve_datasets(data.eval_dataset, data.dataset_dir)]
@@ -76,14 +80,15 @@ def read_all(cfg: Any) -> RecordSet:
 
 def _read(attr: DatasetAttr, cfg: Any, counts: dict[str, int], dropped: Counter[str]) -> AnyDataset:
     data, stage = cfg.data, cfg.method.stage
-    rows = iter_rows(attr.path)
+    rows = iter_rows(attr.path, attr.split)
     head = list(itertools.islice(rows, PEEK_ROWS))
     columns = set().union(*(row.keys() for row in head)) if head else set()
     if attr.formatting == "auto":
         if not head:
             raise LmforgeError(f"data set {attr.name!r}: {attr.path} has no records")
-        attr = attr.with_formatting(detect_formatting(columns, attr))
+        attr = attr.with_formatting(detect_formatting(columns, attr), columns)
     check_columns(attr, columns, stage)
+    check_stage_takes(attr, stage)
     all_rows = itertools.chain(head, rows)
     if data.streaming:
         stream = IterableDataset.from_generator(
@@ -110,21 +115,27 @@ def _convert(
     rows: Iterator[dict[str, Any]], attr: DatasetAttr, stage: str, limit: int | None
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     records: list[dict[str, Any]] = []
-    drops: Counter[str] = Counter()
+    where: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
         record, reason = convert_row(row, attr, index, stage)
         if record is None:
-            drops[reason or "unknown"] += 1
+            where.setdefault(reason or "unknown", []).append(index)
             continue
         records.append(record)
         if limit and len(records) >= limit:
             break
-    return records, drops
+    return records, Counter({_named(reason, attr, indices): len(indices) for reason, indices in where.items()})
+
+
+def _named(reason: str, attr: DatasetAttr, indices: list[int], shown: int = 3) -> str:
+    """A drop reason with the records it hit, so the user can find them: ``empty response [d.json records 2, 7]``."""
+    listed = ", ".join(map(str, indices[:shown])) + (", …" if len(indices) > shown else "")
+    return f"{reason} [{attr.name} record{'s' if len(indices) > 1 else ''} {listed}]"
 
 
 def _stream_records(attr: DatasetAttr, stage: str) -> Iterator[dict[str, Any]]:
     """Records of one file, read lazily (drops are skipped: a stream's drop counts are not reported)."""
-    for index, row in enumerate(iter_rows(attr.path)):
+    for index, row in enumerate(iter_rows(attr.path, attr.split)):
         record, _ = convert_row(row, attr, index, stage)
         if record is not None:
             yield record
@@ -136,7 +147,7 @@ def build_datasets(cfg: Any, tokenizer: Any, template: Any) -> TokenizedData:
     data = cfg.data
     if data.streaming:
         records = read_all(cfg)
-        report = DataReport(records=records.records, packing=_packing_mode(cfg), cache_path=None)
+        report = DataReport(records=records.records, packing=_packing_mode(cfg), cache_path=None, streamed=True)
         train = _tokenize(records.train, cfg, tokenizer, template)
         evaluation = _tokenize(records.eval, cfg, tokenizer, template) if records.eval is not None else None
         return TokenizedData(_pack(train, cfg), _pack(evaluation, cfg) if evaluation else None, report)

@@ -10,8 +10,6 @@ from typing import Any
 
 from datasets import Features, List, Value
 
-from lmforge.errors import LmforgeError
-
 ROLES = ("user", "assistant", "tool")
 MESSAGE = {"role": Value("string"), "content": Value("string"), "tool_calls": Value("string")}
 FEATURES = Features(
@@ -51,16 +49,6 @@ def make_record(
         "kto_label": kto_label,
         "text": text,
     }
-
-
-def check_roles(messages: list[dict[str, Any]], where: str) -> None:
-    """Unknown roles are a mistake in the file (or its tags), never something to skip quietly."""
-    for i, msg in enumerate(messages):
-        if msg["role"] not in ROLES:
-            raise LmforgeError(
-                f"{where}: message {i} has role {msg['role']!r}; expected one of {', '.join(ROLES)}",
-                "fix the record, or map the role names with `tags` in dataset_info.json",
-            )
 
 
 def drop_reason(record: dict[str, Any], *, needs_response: bool = True) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmforge.data.loaders import SUFFIXES
+from lmforge.data.loaders import SUFFIXES, saved_splits
 from lmforge.errors import LmforgeError
 
 FORMATTINGS = ("alpaca", "sharegpt", "openai", "text")
@@ -24,6 +24,13 @@ DEFAULT_COLUMNS: dict[str, dict[str, str | None]] = {
     "openai": {"messages": "messages", "tools": "tools"},
     "text": {"prompt": "text"},
 }
+# Columns a file given by path may carry beside its format's own (taken by their own names).
+OPTIONAL_COLUMNS = {
+    "alpaca": ("system", "history", "tools", "chosen", "rejected"),
+    "sharegpt": ("system", "tools", "chosen", "rejected"),
+    "openai": ("tools", "chosen", "rejected"),
+}
+PAIR_COLUMNS = ("chosen", "rejected")
 COLUMN_KEYS = (
     "prompt",
     "query",
@@ -73,9 +80,17 @@ class DatasetAttr:
     def column(self, key: str) -> str | None:
         return self.columns.get(key)
 
-    def with_formatting(self, formatting: str) -> DatasetAttr:
-        """Fill default columns and tags once the formatting is known (auto-detected files)."""
-        columns = {**DEFAULT_COLUMNS.get(formatting, {}), **self.columns}
+    def with_formatting(self, formatting: str, present: set[str] | frozenset[str] = frozenset()) -> DatasetAttr:
+        """Fill default columns and tags once the formatting is known (auto-detected files).
+
+        ``present`` holds the file's column names: a file given by path has no dataset_info.json entry
+        to map its optional columns, so ``system``, ``history``, ``tools`` and a ``chosen``/``rejected``
+        pair are taken by their own names when the file has them (as docs/data.md promises).
+        """
+        ranking = self.ranking or {"chosen", "rejected"} <= set(present)
+        optional = [key for key in OPTIONAL_COLUMNS.get(formatting, ()) if ranking or key not in PAIR_COLUMNS]
+        found = {key: key for key in optional if key in present}
+        columns = {**DEFAULT_COLUMNS.get(formatting, {}), **found, **self.columns}
         tags = dict(OPENAI_TAGS) if formatting == "openai" and self.formatting == "auto" else self.tags
         return DatasetAttr(
             self.name,
@@ -84,7 +99,7 @@ class DatasetAttr:
             columns,
             self.explicit_columns,
             tags,
-            self.ranking,
+            ranking,
             self.split,
             self.num_samples,
         )
@@ -120,10 +135,25 @@ def _resolve_one(name: str, info: dict[str, Any], dataset_dir: Path) -> DatasetA
     where = dataset_dir / "dataset_info.json"
     if Path(name).suffix in SUFFIXES:
         raise LmforgeError(f"dataset file not found: {name}", f"check the path (also looked in {dataset_dir})")
+    if not where.is_file():
+        raise LmforgeError(
+            _no_dataset_info(name, dataset_dir),
+            "set dataset_dir to the folder that holds "
+            "dataset_info.json (an absolute path works from any directory), or give a file path",
+        )
     raise LmforgeError(
         f"dataset {name!r} is not in {where} (known: {known})",
         "add an entry for it there, or give a file path",
     )
+
+
+def _no_dataset_info(name: str, dataset_dir: Path) -> str:
+    """Name the missing file and the folder looked in (a relative dataset_dir is read from the cwd)."""
+    info = dataset_dir.resolve() / "dataset_info.json"
+    where = "no such file" if dataset_dir.is_dir() else f"the folder {dataset_dir.resolve()} does not exist"
+    if not dataset_dir.is_absolute():
+        where += f"; dataset_dir {str(dataset_dir)!r} is relative to the working directory {Path.cwd()}"
+    return f"dataset {name!r} is not in {info}: {where} (nor is it a file path)"
 
 
 def _from_entry(name: str, entry: dict[str, Any], dataset_dir: Path) -> DatasetAttr:
@@ -157,6 +187,14 @@ def _from_entry(name: str, entry: dict[str, Any], dataset_dir: Path) -> DatasetA
         path = dataset_dir / path
     if not path.exists():
         raise LmforgeError(f"{where}: file not found: {path}", "check file_name and dataset_dir")
+    split = str(entry.get("split", "train"))
+    if split != "train" and saved_splits(path) is None:
+        raise LmforgeError(
+            f"{where}: split {split!r} cannot be taken from {path}: a local file or folder of files is one "
+            "split, read as 'train'",
+            "remove split, point file_name at that split's file, or at a folder saved with "
+            "DatasetDict.save_to_disk (its splits can be chosen)",
+        )
     return DatasetAttr(
         name=name,
         path=path,
@@ -165,6 +203,6 @@ def _from_entry(name: str, entry: dict[str, Any], dataset_dir: Path) -> DatasetA
         explicit_columns=tuple(key for key, value in columns.items() if value),
         tags={**base_tags, **tags},
         ranking=bool(entry.get("ranking", False)),
-        split=entry.get("split", "train"),
+        split=split,
         num_samples=entry.get("num_samples"),
     )

@@ -40,6 +40,7 @@ class DataReport:
     cache_hit: bool = False
     cache_path: str | None = None
     fingerprint: str | None = None
+    streamed: bool = False  # streaming: true — tokenized on the fly, never cached
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +67,10 @@ class DataReport:
             )
         if self.packing != "off":
             out.append(f"{self.packing}: {self.num_train_rows} train rows")
-        out.append(f"cache: {'hit' if self.cache_hit else 'built'} {self.cache_path or ''}".rstrip())
+        if self.streamed:
+            out.append("cache: none (streamed data is tokenized as it is read, never cached)")
+        else:
+            out.append(f"cache: {'hit' if self.cache_hit else 'built'} {self.cache_path or ''}".rstrip())
         return out
 
 
