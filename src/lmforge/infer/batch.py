@@ -40,7 +40,7 @@ class Batch:
 
     def select(self, keep: list[int]) -> None:
         """Keep only these rows, then drop leading columns that are padding in every row."""
-        index = torch.tensor(keep, dtype=torch.long)
+        index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
         self.requests = [self.requests[i] for i in keep]
         self.cache.batch_select_indices(index)
         self.mask = self.mask[index]
@@ -75,13 +75,14 @@ def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     return F.pad(mask, (width - mask.size(1), 0))
 
 
-def prefill_inputs(prompts: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Left-padded prompts with their mask and per-row positions (0 at each row's first token)."""
+def prefill_inputs(prompts: list[list[int]], pad_id: int, device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Left-padded prompts with their mask and per-row positions (0 at each row's first token),
+    built on the host and moved to the model's ``device`` in one copy each."""
     width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device="cpu")
+    mask = torch.zeros((len(prompts), width), dtype=torch.long, device="cpu")
     for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long, device="cpu")
         mask[row, width - len(prompt) :] = 1
     positions = (mask.cumsum(1) - 1).clamp(min=0)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "position_ids": positions.to(device)}

@@ -47,7 +47,7 @@ class HfEngine(Engine):
         stream = TextStream(self.tokenizer, self.stop_words + params.stop, params.skip_special_tokens)
         generator = None
         if params.seed is not None:
-            generator = torch.Generator().manual_seed(params.seed)
+            generator = torch.Generator(device=self.model.device).manual_seed(params.seed)
         request = Request(list(prompt_ids), params, sink, stream, generator)
         self.scheduler.submit(request)
         return _RequestHandle(request)

@@ -19,6 +19,8 @@ class SamplingParams:
     top_p: float = 1.0
     top_k: int = 0
     repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0  # OpenAI's, over the answer so far (sampling.py)
+    frequency_penalty: float = 0.0
     num_beams: int = 1
     length_penalty: float = 1.0
     stop: tuple[str, ...] = ()
@@ -43,6 +45,11 @@ class SamplingParams:
     def greedy(self) -> bool:
         """Temperature 0 means greedy, as in the OpenAI API."""
         return not self.do_sample or self.temperature <= 0
+
+    @property
+    def penalised(self) -> bool:
+        """Any penalty that changes the logits (the vectorised greedy path skips them)."""
+        return self.repetition_penalty != 1.0 or self.presence_penalty != 0 or self.frequency_penalty != 0
 
     def updated(self, **changes: Any) -> SamplingParams:
         """A copy with the given fields replaced; ``None`` values keep the current setting."""

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
 from lmforge.errors import LmforgeError
 from lmforge.infer.batch import Batch, prefill_inputs
 from lmforge.infer.params import GenerationEvent, SamplingParams
-from lmforge.infer.sampling import next_tokens
+from lmforge.infer.sampling import apply_presence_frequency_penalty, next_tokens
 from lmforge.infer.textstream import TextStream
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class BatchScheduler:
         max_queue: int = 64,
     ) -> None:
         self.model = model
+        self.device = model.device  # every tensor the loop makes follows the model (GPU, MPS, CPU)
         self.tokenizer = tokenizer
         self.eos_ids = eos_ids
         self.context_len = context_len
@@ -120,11 +121,11 @@ class BatchScheduler:
             self._decode()
 
     def _admit(self, requests: list[Request]) -> None:
-        inputs = prefill_inputs([r.prompt_ids for r in requests], self.tokenizer.pad_token_id)
+        inputs = prefill_inputs([r.prompt_ids for r in requests], self.tokenizer.pad_token_id, self.device)
         cache = DynamicCache()
         out = self.model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
         tokens = self._choose(requests, out.logits[:, -1])
-        batch = Batch(requests, cache, inputs["attention_mask"], torch.tensor(tokens, dtype=torch.long))
+        batch = Batch(requests, cache, inputs["attention_mask"], self._tensor(tokens))
         self._retire(batch, tokens)
         if len(batch) == 0:
             return
@@ -138,14 +139,19 @@ class BatchScheduler:
         assert batch is not None
         out = self.model(**batch.decode_inputs())
         tokens = self._choose(batch.requests, out.logits[:, -1])
-        batch.pending = torch.tensor(tokens, dtype=torch.long)
+        batch.pending = self._tensor(tokens)
         self._retire(batch, tokens)
         if len(batch) == 0:
             self._batch = None
 
+    def _tensor(self, ids: list[int]) -> torch.Tensor:
+        return torch.tensor(ids, dtype=torch.long, device=self.device)
+
     def _choose(self, requests: list[Request], logits: torch.Tensor) -> list[int]:
-        seen = [_seen(r) for r in requests]
-        return next_tokens(logits.float(), [r.params for r in requests], seen, [r.generator for r in requests])
+        seen = [_seen(r, self.device) for r in requests]
+        generated = [_generated(r, self.device) for r in requests]
+        params = [r.params for r in requests]
+        return next_tokens(logits.float(), params, seen, [r.generator for r in requests], generated)
 
     def _retire(self, batch: Batch, tokens: list[int]) -> None:
         """Hand each row its token; drop rows that finished or were cancelled."""
@@ -195,7 +201,7 @@ class BatchScheduler:
     def _generate_alone(self, request: Request) -> None:
         """Beam search through transformers' own ``generate`` (not batched with other rows)."""
         p = request.params
-        ids = torch.tensor([request.prompt_ids], dtype=torch.long)
+        ids = self._tensor(request.prompt_ids)[None]
         out = self.model.generate(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
@@ -203,6 +209,7 @@ class BatchScheduler:
             length_penalty=p.length_penalty,
             max_new_tokens=min(p.max_new_tokens, self.context_len - ids.size(1)),
             repetition_penalty=p.repetition_penalty,
+            logits_processor=LogitsProcessorList([_OpenAIPenalties(ids.size(1), p)]),
             do_sample=False,
             eos_token_id=sorted(self.eos_ids),
             pad_token_id=self.tokenizer.pad_token_id,
@@ -219,11 +226,32 @@ class BatchScheduler:
             self._complete(request, GenerationEvent("", [], "error", error=str(err)))
 
 
-def _seen(request: Request) -> torch.Tensor:
+def _seen(request: Request, device: torch.device) -> torch.Tensor:
     """Prompt + answer ids, needed only by the repetition penalty (empty otherwise: no copy per step)."""
     if request.params.repetition_penalty == 1.0:
-        return torch.empty(0, dtype=torch.long)
-    return torch.tensor(request.prompt_ids + request.generated, dtype=torch.long)
+        return torch.empty(0, dtype=torch.long, device=device)
+    return torch.tensor(request.prompt_ids + request.generated, dtype=torch.long, device=device)
+
+
+def _generated(request: Request, device: torch.device) -> torch.Tensor | None:
+    """Answer ids, needed only by the presence and frequency penalties (None otherwise)."""
+    if request.params.presence_penalty == 0 and request.params.frequency_penalty == 0:
+        return None
+    return torch.tensor(request.generated, dtype=torch.long, device=device)
+
+
+class _OpenAIPenalties(LogitsProcessor):
+    """The presence/frequency penalties as a transformers logits processor, for beam search."""
+
+    def __init__(self, prompt_len: int, params: SamplingParams) -> None:
+        self.prompt_len = prompt_len
+        self.params = params
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        return apply_presence_frequency_penalty(
+            scores, input_ids[:, self.prompt_len :], p.presence_penalty, p.frequency_penalty
+        )
 
 
 def _send(request: Request, event: GenerationEvent) -> None:

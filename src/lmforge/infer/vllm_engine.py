@@ -88,6 +88,8 @@ class VllmEngine(Engine):
             top_p=p.top_p,
             top_k=p.top_k if p.top_k > 0 else -1,
             repetition_penalty=p.repetition_penalty,
+            presence_penalty=p.presence_penalty,
+            frequency_penalty=p.frequency_penalty,
             stop=self._stop + list(p.stop),
             stop_token_ids=self._stop_ids,
             seed=p.seed,

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
 def has_cuda() -> bool:
     return torch.cuda.is_available()
+
+
+def has_mps() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def best_device() -> torch.device:
+    """The device this process should run a model on: its own GPU (``cuda:$LOCAL_RANK``, so each
+    process of a multi-process launch takes a different one), else Apple's MPS, else the CPU."""
+    if has_cuda():
+        # One visible GPU per process (CUDA_VISIBLE_DEVICES set per rank) is index 0 in each.
+        return torch.device("cuda", local_rank() % max(torch.cuda.device_count(), 1))
+    if has_mps():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def local_rank() -> int:
+    """This process's index on its machine (torchrun/accelerate/deepspeed set ``LOCAL_RANK``); 0 alone."""
+    raw = os.environ.get("LOCAL_RANK", "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        from lmforge.errors import LmforgeError
+
+        raise LmforgeError(f"LOCAL_RANK={raw!r} is not a process index", "unset LOCAL_RANK or set it to 0, 1, ...")
+    return int(raw)
 
 
 def supports_bf16() -> bool:

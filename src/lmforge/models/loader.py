@@ -10,6 +10,7 @@ from lmforge.config.schema import RunConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.device import (
     attention_implementation,
+    best_device,
     has_cuda,
     inference_dtype,
     training_precision,
@@ -43,6 +44,7 @@ def load_model(cfg: RunConfig, tokenizer: Any, *, trainable: bool = False) -> An
     if cfg.model.enable_liger_kernel:
         _apply_liger(model)
     if not trainable:
+        model = _place_for_inference(model)
         model = _merge_adapters(model, cfg.model.adapter_name_or_path or [])
         model.eval()
         return model
@@ -67,6 +69,15 @@ def _align_special_tokens(model: Any, tokenizer: Any) -> None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def _place_for_inference(model: Any) -> Any:
+    """Inference runs on the best device (a GPU when there is one: ``infer_dtype: auto`` already
+    chose bf16 for it); weights that ``from_pretrained`` placed itself (a ``device_map``, quantized
+    weights) stay where they are. Training leaves placement to the Trainer."""
+    if getattr(model, "hf_device_map", None) or getattr(model, "hf_quantizer", None) is not None:
+        return model
+    return model.to(best_device())
 
 
 def _merge_adapters(model: Any, adapters: list[str]) -> Any:
