@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lmforge.config.method import IMPLEMENTED_STAGES
+from lmforge.config.optim import check_optimizer
 from lmforge.config.schema import RunConfig
 from lmforge.errors import LmforgeError
 
@@ -56,3 +57,4 @@ def check_combinations(config: RunConfig) -> None:
         )
     if data.streaming and data.val_size > 0:
         raise LmforgeError("val_size cannot split a streamed data set", "use eval_dataset instead")
+    check_optimizer(config)

@@ -18,6 +18,7 @@ GROUP_TITLES = {
     "generate": "Generation",
     "export": "Export",
     "trackers": "Trackers",
+    "optimizer": "Memory-saving optimizers (docs/optimizers.md)",
 }
 
 

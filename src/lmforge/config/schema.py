@@ -15,6 +15,7 @@ from lmforge.config.export import ExportConfig
 from lmforge.config.generate import GenerateConfig
 from lmforge.config.method import MethodConfig
 from lmforge.config.model import ModelConfig
+from lmforge.config.optim import OptimizerConfig
 from lmforge.config.trackers import TrackersConfig
 from lmforge.config.train import TrainConfig
 
@@ -26,6 +27,7 @@ GROUPS: dict[str, type[BaseModel]] = {
     "generate": GenerateConfig,
     "export": ExportConfig,
     "trackers": TrackersConfig,
+    "optimizer": OptimizerConfig,
 }
 
 KEY_TO_GROUP: dict[str, str] = {
@@ -43,6 +45,7 @@ class RunConfig(BaseModel):
     generate: GenerateConfig = GenerateConfig()
     export: ExportConfig = ExportConfig()
     trackers: TrackersConfig = TrackersConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
 
     def to_flat(self, *, only_set: bool = False) -> dict[str, Any]:
         """The config as flat LLaMA-Factory-style keys (what run_config.yaml holds)."""
