@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from lmforge.config.optim import LOMO_OPTIMS, is_layerwise
 from lmforge.config.schema import RunConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.device import has_cuda, training_precision
@@ -54,6 +55,8 @@ def build_training_arguments(cfg: RunConfig) -> Any:
         disable_tqdm=False,
         data_seed=train.seed,
     )
+    if train.optim in LOMO_OPTIMS or is_layerwise(cfg.optimizer):
+        kwargs["max_grad_norm"] = 0.0  # updates happen in backward, before the whole gradient exists
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         kwargs["ddp_find_unused_parameters"] = False
         if not has_cuda():

@@ -117,6 +117,7 @@ def _setup_trainer(cfg: RunConfig, model: Any, tokenizer: Any, data: Any, output
         processing_class=tokenizer,
         callbacks=callbacks,
         loraplus_lr_ratio=cfg.method.loraplus_lr_ratio,
+        optimizer_config=cfg.optimizer,
         sparse_logits=cfg.train.sparse_logits,
         skip_nonfinite_steps=cfg.train.skip_nonfinite_steps,
     )

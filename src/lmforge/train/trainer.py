@@ -20,9 +20,15 @@ from lmforge.train.reliability import ReliableTrainerMixin
 
 class LmforgeTrainer(ReliableTrainerMixin, Trainer):
     def __init__(
-        self, *args: Any, loraplus_lr_ratio: float | None = None, sparse_logits: bool = True, **kwargs: Any
+        self,
+        *args: Any,
+        loraplus_lr_ratio: float | None = None,
+        sparse_logits: bool = True,
+        optimizer_config: Any = None,
+        **kwargs: Any,
     ) -> None:
         self.loraplus_lr_ratio = loraplus_lr_ratio
+        self.optimizer_config = optimizer_config  # cfg.optimizer: GaLore, APOLLO, BAdam, Muon (train/optimizers.py)
         super().__init__(*args, **kwargs)
         self.sparse_logits = sparse_logits and supports_trained_positions_loss(self.model)
 
@@ -55,6 +61,10 @@ class LmforgeTrainer(ReliableTrainerMixin, Trainer):
         return loss
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            from lmforge.train.optimizers import build_optimizer
+
+            self.optimizer = build_optimizer(self, self.optimizer_config)  # None: transformers chooses
         if self.loraplus_lr_ratio is None or self.optimizer is not None:
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
         self.optimizer = _loraplus_optimizer(self, self.loraplus_lr_ratio)

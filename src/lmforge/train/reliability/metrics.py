@@ -8,6 +8,7 @@ Fields added to each training log (hence trainer_log.jsonl and every tracker):
 - ``rss_gb``: this process' resident memory (psutil).
 - ``cuda_allocated_gb`` / ``cuda_reserved_gb`` / ``cuda_peak_allocated_gb``: on GPU only.
 - ``mfu``: model FLOPs utilisation, on GPU with a known peak only (see ``model_flops_utilization``).
+- ``optimizer_state_mb``: bytes of the optimizer's state tensors (moments, projections), in MB.
 
 Counting costs one host sync per micro-batch (reading the mask sum), as the Trainer's own
 NaN filter already does.
@@ -101,7 +102,7 @@ class StepMetrics:
             self._samples += int((positions == 0).sum()) if isinstance(positions, torch.Tensor) else ids.shape[0]
         self._seq_len = max(self._seq_len, ids.shape[-1])
 
-    def collect(self, model: Any | None = None) -> dict[str, float]:
+    def collect(self, model: Any | None = None, optimizer: Any | None = None) -> dict[str, float]:
         """Rates since the previous ``collect`` plus memory now; resets the window."""
         out: dict[str, float] = {}
         if self._window_start is not None:
@@ -113,6 +114,8 @@ class StepMetrics:
             if mfu is not None:
                 out["mfu"] = round(mfu, 4)
         out.update(memory_metrics())
+        if optimizer is not None:
+            out["optimizer_state_mb"] = round(optimizer_state_bytes(optimizer) / 1e6, 3)
         self._window_start, self._tokens, self._samples, self._seq_len = None, 0, 0, 0
         return out
 
@@ -138,3 +141,38 @@ def memory_metrics() -> dict[str, float]:
         out["cuda_reserved_gb"] = round(torch.cuda.memory_reserved() / 1e9, 3)
         out["cuda_peak_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 3)
     return out
+
+
+def optimizer_state_bytes(optimizer: Any) -> int:
+    """Bytes of the tensors an optimizer keeps between steps: moments, projections, factored
+    statistics (0 before the first step for optimizers that allocate lazily, like AdamW).
+
+    Looks through accelerate's wrapper, transformers' layer-wise dummy (``optimizer_dict``) and
+    optimizers that keep state outside ``optimizer.state`` (they expose ``state_tensors()``).
+    """
+    inner = getattr(optimizer, "optimizer", None)
+    if isinstance(inner, torch.optim.Optimizer):
+        return optimizer_state_bytes(inner)
+    if getattr(optimizer, "optimizer_dict", None) is not None:
+        return sum(optimizer_state_bytes(o) for o in set(optimizer.optimizer_dict.values()))
+    roots = optimizer.state_tensors() if hasattr(optimizer, "state_tensors") else [optimizer.state]
+    seen: set[int] = set()
+    return sum(_tensor_bytes(root, seen, depth=0) for root in roots)
+
+
+def _tensor_bytes(value: Any, seen: set[int], depth: int) -> int:
+    """Sum of tensor bytes in nested dicts/lists and plain objects (GaLore's projectors), each once."""
+    if isinstance(value, torch.Tensor):
+        if id(value) in seen:
+            return 0
+        seen.add(id(value))
+        return value.numel() * value.element_size()
+    if depth > 4 or isinstance(value, (torch.nn.Module, torch.optim.Optimizer, str, bytes)):
+        return 0
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v, seen, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v, seen, depth + 1) for v in value)
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return sum(_tensor_bytes(v, seen, depth + 1) for v in vars(value).values())
+    return 0

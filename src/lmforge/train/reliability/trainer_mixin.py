@@ -58,7 +58,7 @@ class ReliableTrainerMixin:
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # training logs only; eval and the final summary keep upstream's fields
-            logs.update(self.step_metrics.collect(self.model))
+            logs.update(self.step_metrics.collect(self.model, optimizer=self.optimizer))
             if self.nonfinite_guard.skipped_steps:
                 logs["skipped_nonfinite_steps"] = self.nonfinite_guard.skipped_steps
         super().log(logs, start_time)  # type: ignore[misc]
