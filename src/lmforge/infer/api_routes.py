@@ -1,9 +1,10 @@
 """The generation endpoints: ``/v1/chat/completions`` and ``/v1/completions``.
 
 Prompts are built by the engine's template (train/serve parity); a prompt that leaves no room in
-the model's context is a 413. With ``tools``, answers are parsed for tool calls by the template;
-a streamed answer is then held until it is complete, since a partial ``<tool_call>`` cannot be
-told apart from text.
+the model's context is a 413. With ``tools`` (and ``tool_choice`` not ``"none"``), answers are
+parsed for tool calls by the template; a streamed answer is then held until it is complete, since
+a partial ``<tool_call>`` cannot be told apart from text. Parameters the server does not implement
+are refused (400) at non-neutral values before anything is generated.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from lmforge.infer.params import SamplingParams
 from lmforge.infer.scheduler import EngineBusyError
 
 
+def refuse_unsupported(body: _Sampling) -> None:
+    """A 400 naming the first parameter set to a value this server does not implement."""
+    refused = body.unsupported()
+    if refused:
+        param, message = refused[0]
+        raise ApiError(400, message, param=param, code="unsupported_parameter")
+
+
 def sampling_params(engine: Engine, body: _Sampling, prompt_len: int, limit: int | None) -> SamplingParams:
     room = engine.context_len - prompt_len
     if room <= 0:
@@ -35,7 +44,12 @@ def sampling_params(engine: Engine, body: _Sampling, prompt_len: int, limit: int
             code="context_length_exceeded",
         )
     params = engine.defaults.updated(
-        top_p=body.top_p, top_k=body.top_k, repetition_penalty=body.repetition_penalty, seed=body.seed
+        top_p=body.top_p,
+        top_k=body.top_k,
+        repetition_penalty=body.repetition_penalty,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        seed=body.seed,
     )
     if body.temperature is not None:
         params = params.updated(temperature=body.temperature, do_sample=body.temperature > 0)
@@ -54,7 +68,7 @@ def _conversation(engine: Engine, body: ChatCompletionRequest) -> tuple[list[int
     system = "\n".join(m.text() for m in body.messages if m.role in ("system", "developer")) or None
     messages = [m.canonical() for m in body.messages if m.role not in ("system", "developer")]
     tools = None
-    if body.tools:
+    if body.tools_enabled:
         if not getattr(engine.template, "supports_tools", False):
             raise ApiError(400, f"template {engine.template.name} does not support tools", param="tools")
         tools = json.dumps([t.model_dump(exclude_none=True) for t in body.tools], ensure_ascii=False)
@@ -67,6 +81,7 @@ def _conversation(engine: Engine, body: ChatCompletionRequest) -> tuple[list[int
 
 
 async def chat_completions(engine: Engine, body: ChatCompletionRequest) -> Any:
+    refuse_unsupported(body)
     prompt, tools = _conversation(engine, body)
     params = sampling_params(engine, body, len(prompt), body.token_limit())
     fanout = start(engine, [prompt] * body.n, params)
@@ -123,6 +138,7 @@ async def _chat_stream(
 
 
 async def completions(engine: Engine, body: CompletionRequest) -> Any:
+    refuse_unsupported(body)
     prompts = [engine.encode_text(text) for text in body.prompts()]
     if any(not p for p in prompts):
         raise ApiError(400, "prompt must not be empty", param="prompt")
@@ -134,8 +150,10 @@ async def completions(engine: Engine, body: CompletionRequest) -> Any:
     if body.stream:
         return _sse(_text_stream(fanout, rid, body, prompt_tokens))
     done = await fanout.completions()
+    echoed = _echoes(body)
     choices = [
-        {"index": i, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None} for i, c in enumerate(done)
+        {"index": i, "text": echoed[i] + c.text, "finish_reason": c.finish_reason, "logprobs": None}
+        for i, c in enumerate(done)
     ]
     return {
         "id": rid,
@@ -147,9 +165,18 @@ async def completions(engine: Engine, body: CompletionRequest) -> Any:
     }
 
 
+def _echoes(body: CompletionRequest) -> list[str]:
+    """The text each choice starts with: its prompt with ``echo``, else nothing."""
+    return [text if body.echo else "" for text in body.prompts() for _ in range(body.n)]
+
+
 async def _text_stream(fanout: Fanout, rid: str, body: CompletionRequest, prompt_tokens: int) -> AsyncIterator[str]:
     completion_tokens = 0
     extra = {"usage": None} if body.include_usage else {}
+    for index, text in enumerate(_echoes(body)):
+        if text:
+            choice = {"index": index, "text": text, "finish_reason": None, "logprobs": None}
+            yield R.chunk(rid, "text_completion", body.model, [choice], **extra)
     async for index, event in fanout.events():
         if event.error:
             yield R.error_event(event.error)

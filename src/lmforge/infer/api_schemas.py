@@ -1,7 +1,10 @@
 """Request bodies of the OpenAI-compatible API and the server's settings.
 
 Ranges follow OpenAI's documented limits, so a bad value is a 400 naming the parameter, never a
-500 from deep inside generation. Unknown fields are ignored, as OpenAI clients send extras.
+500 from deep inside generation. Unknown fields are ignored, as OpenAI clients send extras; the
+OpenAI parameters that change an answer and that lmforge does not implement are declared here and
+listed by ``unsupported()``: accepted at their neutral values (clients send ``logprobs: false``),
+refused otherwise, so none is silently dropped.
 """
 
 from __future__ import annotations
@@ -117,8 +120,9 @@ class _Sampling(_Request):
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
     repetition_penalty: float | None = Field(None, gt=0)
-    presence_penalty: float | None = Field(None, ge=-2, le=2)  # accepted; not applied
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)  # accepted; not applied
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None  # unsupported: refused unless empty
     n: int = Field(1, ge=1, le=16)
     max_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
@@ -142,22 +146,71 @@ class _Sampling(_Request):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    def unsupported(self) -> list[tuple[str, str]]:
+        """(parameter, message) for each unsupported parameter set to a non-neutral value."""
+        if self.logit_bias:
+            return [("logit_bias", "logit_bias is not supported by this server; leave it out")]
+        return []
+
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     tools: list[ToolSpec] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None  # "auto" (default) or "none"
+    response_format: dict[str, Any] | None = None  # only {"type": "text"}
+    logprobs: bool | None = None  # only false
+    top_logprobs: int | None = Field(None, ge=0, le=20)  # only 0
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
+    @property
+    def tools_enabled(self) -> bool:
+        """``tool_choice: "none"`` keeps the tools out of the prompt and the answer unparsed."""
+        return bool(self.tools) and self.tool_choice != "none"
+
+    def unsupported(self) -> list[tuple[str, str]]:
+        refused = super().unsupported()
+        if self.logprobs:
+            refused.append(("logprobs", "logprobs is not supported by this server; send logprobs: false"))
+        if self.top_logprobs:
+            refused.append(("top_logprobs", "top_logprobs is not supported by this server; send 0 or leave it out"))
+        kind = (self.response_format or {}).get("type", "text")
+        if kind != "text":
+            refused.append((
+                "response_format",
+                f"response_format type {kind!r} is not supported (no constrained decoding); "
+                'use {"type": "text"} and ask for JSON in the prompt',
+            ))  # fmt: skip
+        if self.tool_choice not in (None, "auto", "none"):
+            refused.append((
+                "tool_choice",
+                f"tool_choice {json.dumps(self.tool_choice)} is not supported (the model is not forced to call "
+                'a tool); use "auto" or "none"',
+            ))  # fmt: skip
+        return refused
+
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
+    echo: bool = False  # the prompt is sent back before the answer
+    logprobs: int | None = Field(None, ge=0, le=5)  # unsupported: only null
+    best_of: int | None = Field(None, ge=1)  # unsupported: only 1
+    suffix: str | None = None  # unsupported: only empty
 
     def token_limit(self) -> int | None:
         return self.max_tokens
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def unsupported(self) -> list[tuple[str, str]]:
+        refused = super().unsupported()
+        if self.logprobs is not None:
+            refused.append(("logprobs", "logprobs is not supported by this server; leave it out (null)"))
+        if self.best_of not in (None, 1):
+            refused.append(("best_of", "best_of is not supported by this server; use n for several answers"))
+        if self.suffix:
+            refused.append(("suffix", "suffix (fill-in-the-middle) is not supported by this server; leave it out"))
+        return refused
