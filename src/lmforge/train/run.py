@@ -1,7 +1,9 @@
 """``run_training(cfg)``: one run of a causal-LM stage (pt, sft), top to bottom.
 
-config → output dir → tokenizer + template → data → template checks → model + method → trainer
-→ train → save. Every step is a call with a clear name; nothing happens at import time.
+config checks → tokenizer + template → data → template checks → model + method → trainer →
+output dir → train → save. Every check that can fail (output_dir, resume, trackers, eval data,
+adapters, training arguments, template checks, lora_target) runs before the first byte is written
+to output_dir, so a failed run never blocks its own fixed rerun. Nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.config import RunConfig
+from lmforge.errors import LmforgeError
 from lmforge.train.outputs import prepare_output_dir, save_run_config, write_json
 
 logger = logging.getLogger(__name__)
@@ -22,41 +25,101 @@ class TrainResult:
     output_dir: Path
     metrics: dict[str, Any] = field(default_factory=dict)
     global_step: int = 0
+    already_finished: bool = False  # --resume found the run done: nothing was trained or written
 
 
 def run_training(cfg: RunConfig) -> TrainResult:
     """Everything that can be validated is, before anything is written or any weight loads."""
     from transformers import set_seed
 
+    from lmforge.train.arguments import build_training_arguments
+    from lmforge.train.relaunch import finished_run, restarts_dead_run
     from lmforge.train.reliability import check_output_dir, requested_trackers, resolve_resume_checkpoint
 
+    finished = finished_run(cfg)
+    if finished is not None:
+        step, metrics = finished
+        logger.info("%s holds a finished run (step %d): nothing to resume, nothing changed", cfg.train.output_dir, step)
+        return TrainResult(Path(cfg.train.output_dir), metrics, step, already_finished=True)
     resume = resolve_resume_checkpoint(cfg)
-    check_output_dir(cfg, resuming=resume is not None)
+    restart = restarts_dead_run(cfg, resume)
+    check_output_dir(cfg, resuming=resume is not None or restart)
     requested_trackers(cfg)
+    _check_eval_data(cfg)
+    _check_adapters(cfg)
+    args = build_training_arguments(cfg)
     set_seed(cfg.train.seed)
-    tokenizer, template, own_chat_template = _setup_tokenizer_and_template(cfg)
+    if _trains_on_raw_text(cfg):
+        tokenizer, template, own_chat_template = _setup_raw_text_tokenizer(cfg)
+    else:
+        tokenizer, template, own_chat_template = _setup_tokenizer_and_template(cfg)
     data = _setup_data(cfg, tokenizer, template)
-    output_dir = prepare_output_dir(cfg, resuming=resume is not None)
-    save_run_config(cfg, output_dir)
-    _check_template(cfg, tokenizer, template, output_dir, own_chat_template)
+    checks = _check_template(cfg, tokenizer, template, own_chat_template)
     model = _setup_model(cfg, tokenizer, template)
-    trainer = _setup_trainer(cfg, model, tokenizer, data, output_dir)
+    trainer = _setup_trainer(cfg, args, model, tokenizer, data)
+    output_dir = prepare_output_dir(cfg, resuming=resume is not None, replace=True if restart else None)
+    save_run_config(cfg, output_dir)
+    if checks is not None:
+        from lmforge.doctor.report import write_report
+
+        write_report(checks, output_dir)
     result = trainer.train(resume_from_checkpoint=resume)
     return _save_outputs(cfg, trainer, result, output_dir)
+
+
+def _check_eval_data(cfg: RunConfig) -> None:
+    """Evaluating during training needs eval data; transformers would say so only after the model loaded."""
+    if cfg.train.eval_strategy == "no" or cfg.data.eval_dataset or cfg.data.val_size > 0:
+        return
+    raise LmforgeError(
+        f"eval_strategy: {cfg.train.eval_strategy} needs eval data, but there is none",
+        "set eval_dataset or val_size (e.g. val_size: 0.1), or eval_strategy: no",
+    )
+
+
+def _check_adapters(cfg: RunConfig) -> None:
+    """Each adapter_name_or_path folder must hold a peft adapter (peft's own error names neither)."""
+    for name in cfg.model.adapter_name_or_path or []:
+        path = Path(name)
+        if path.is_dir() and not (path / "adapter_config.json").is_file():
+            raise LmforgeError(
+                f"adapter_name_or_path: {path} has no adapter_config.json, so it is not a LoRA adapter folder",
+                "point it at the output_dir of a LoRA run (or one of its checkpoint-N folders)",
+            )
+        if not path.exists() and not _looks_like_hub_id(name):
+            raise LmforgeError(
+                f"adapter_name_or_path: {path} does not exist",
+                "point it at the output_dir of a LoRA run, or a Hugging Face Hub adapter id (owner/name)",
+            )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
 
 
 def _setup_tokenizer_and_template(cfg: RunConfig) -> tuple[Any, Any, str | None]:
     """The tokenizer carries the training template as its chat template, so every checkpoint and
     the final output render prompts exactly as training did. The tokenizer's own template is
     returned too: the pre-flight checks compare the two."""
-    from lmforge.data.templates import get_template
+    from lmforge.models.tokenizer import build_tokenizer_and_template
+
+    return build_tokenizer_and_template(cfg)
+
+
+def _trains_on_raw_text(cfg: RunConfig) -> bool:
+    """stage pt with template: auto renders no conversation, so it needs no chat template."""
+    return cfg.method.stage == "pt" and cfg.data.template == "auto"
+
+
+def _setup_raw_text_tokenizer(cfg: RunConfig) -> tuple[Any, None, str | None]:
+    """Pre-training tokenizes raw text: no template is built, and the tokenizer is saved as it came
+    (a base model has no chat template, and pre-training gives it none). A named template still
+    applies (``template: chatml`` with stage pt saves that chat template)."""
     from lmforge.models.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(cfg.model)
-    template = get_template(cfg.data.template, tokenizer, default_system=cfg.data.default_system)
-    own_chat_template = tokenizer.chat_template
-    tokenizer.chat_template = template.chat_template_jinja(tokenizer)
-    return tokenizer, template, own_chat_template
+    return tokenizer, None, tokenizer.chat_template
 
 
 def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
@@ -69,19 +132,25 @@ def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
     return data
 
 
-def _check_template(
-    cfg: RunConfig, tokenizer: Any, template: Any, output_dir: Path, own_chat_template: str | None
-) -> None:
-    """Pre-flight template checks (docs/templates.md); strict mode stops here, before weights load."""
-    if cfg.method.stage != "sft" or cfg.data.template_checks == "off":
-        return
-    from lmforge.doctor.preflight import preflight
+def _check_template(cfg: RunConfig, tokenizer: Any, template: Any, own_chat_template: str | None) -> Any:
+    """Pre-flight template checks (docs/templates.md); strict mode stops here, before weights load.
 
-    preflight(cfg, tokenizer, template, output_dir, own_chat_template=own_chat_template)
+    The report stays in memory: it is written to output_dir once every check has passed.
+    """
+    if cfg.method.stage != "sft" or cfg.data.template_checks == "off":
+        return None
+    from lmforge.data.pipeline import load_records
+    from lmforge.doctor.checks import run_template_checks
+    from lmforge.doctor.report import enforce
+
+    train, _ = load_records(cfg)
+    report = run_template_checks(cfg, tokenizer, template, train, own_chat_template=own_chat_template)
+    enforce(report)
+    return report
 
 
 def _setup_model(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
-    """Weights with the method applied; generation stops at the template's end of turn."""
+    """Weights with the method applied; generation stops at the template's end of turn (if any)."""
     from lmforge.models.loader import load_model
 
     model = load_model(cfg, tokenizer, trainable=True)
@@ -89,28 +158,28 @@ def _setup_model(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
     if generation_config is not None:
         eos = generation_config.eos_token_id
         eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
-        for token_id in [tokenizer.eos_token_id, *template.eot_token_ids(tokenizer)]:
+        end_of_turn = template.eot_token_ids(tokenizer) if template is not None else []
+        for token_id in [tokenizer.eos_token_id, *end_of_turn]:
             if token_id is not None and token_id not in eos_ids:
                 eos_ids.append(token_id)
         generation_config.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
     return model
 
 
-def _setup_trainer(cfg: RunConfig, model: Any, tokenizer: Any, data: Any, output_dir: Path) -> Any:
+def _setup_trainer(cfg: RunConfig, args: Any, model: Any, tokenizer: Any, data: Any) -> Any:
     from lmforge.data.collator import build_collator
-    from lmforge.train.arguments import build_training_arguments
     from lmforge.train.callbacks import JsonlLogCallback
     from lmforge.train.reliability import reliability_callbacks
     from lmforge.train.trainer import LmforgeTrainer
 
     # The signal callback (last of the reliability ones) must run after every other callback.
     callbacks: list[Any] = [
-        JsonlLogCallback(str(output_dir)),
+        JsonlLogCallback(cfg.train.output_dir),
         *reliability_callbacks(cfg, datasets={"train": data.train, "eval": data.eval}),
     ]
     return LmforgeTrainer(
         model=model,
-        args=build_training_arguments(cfg),
+        args=args,
         train_dataset=data.train,
         eval_dataset=data.eval,
         data_collator=build_collator(cfg, tokenizer),
