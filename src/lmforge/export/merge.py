@@ -19,6 +19,8 @@ def export_model(cfg: RunConfig) -> Path:
     if not cfg.export.export_dir:
         raise LmforgeError("export needs export_dir", "add export_dir: path/to/merged-model")
     target = Path(cfg.export.export_dir)
+    if target.exists() and not target.is_dir():
+        raise LmforgeError(f"export_dir {target} is a file, not a folder", "choose a folder path for export_dir")
     if target.exists() and any(target.iterdir()) and not cfg.train.overwrite_output_dir:
         raise LmforgeError(
             f"export_dir {target} is not empty; nothing was changed",
