@@ -4,12 +4,14 @@ Each case is data: a CLI ``argv`` with the files to create, or an ``api`` reques
 substring the user must see. For every case: the message is there, the exit code is non-zero (or
 the HTTP status is the expected 4xx), no traceback is shown, and the working folder is unchanged
 (no output written, nothing lost). Placeholders: ``{tmp}`` the case's folder, ``{model}`` the
-tiny model, ``{base}`` a valid config's lines (a case's own keys after it win).
+tiny model, ``{base}`` a valid config's lines (a case's own keys after it win), ``{busy_port}``
+(argv) a port a listening socket holds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +101,12 @@ def _check_cli(
     monkeypatch.chdir(tmp)
     before = _snapshot(tmp)
     capsys = request.getfixturevalue("capsys")
-    try:
-        code = main([_expand(arg, tmp, model) for arg in case["argv"]])
-    except SystemExit as exit_:  # argparse usage errors
-        code = exit_.code
+    with socket.create_server(("127.0.0.1", 0)) as busy:  # {busy_port}: a port another server holds
+        argv = [_expand(arg, tmp, model).replace("{busy_port}", str(busy.getsockname()[1])) for arg in case["argv"]]
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse usage errors
+            code = exit_.code
     out, err = capsys.readouterr()
     shown = out + err
     assert code not in (0, None), shown

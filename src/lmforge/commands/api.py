@@ -23,14 +23,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lmforge.config import load_config
     from lmforge.infer.api_schemas import ApiSettings
-    from lmforge.infer.api_server import serve
+    from lmforge.infer.api_server import bind_port, serve
     from lmforge.infer.engine import build_engine
 
     settings = ApiSettings.from_env(host=args.host, port=args.port)
     cfg = load_config(args.config, args.overrides)
-    engine = build_engine(cfg, max_batch_size=settings.max_batch_size, max_queue=settings.max_concurrent)
+    sock = bind_port(settings.host, settings.port)  # a busy port fails before the weights load
     try:
-        serve(engine, settings)
+        engine = build_engine(cfg, max_batch_size=settings.max_batch_size, max_queue=settings.max_concurrent)
+        try:
+            serve(engine, settings, sock)
+        finally:
+            engine.close()
     finally:
-        engine.close()
+        sock.close()
     return 0

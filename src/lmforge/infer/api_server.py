@@ -6,7 +6,9 @@ Every error, including malformed JSON and out-of-range parameters, is answered i
 
 from __future__ import annotations
 
+import errno
 import hmac
+import json
 import logging
 import socket
 import threading
@@ -17,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lmforge.errors import LmforgeError
 from lmforge.infer import api_routes
 from lmforge.infer.api_responses import ApiError
 from lmforge.infer.api_schemas import ApiSettings, ChatCompletionRequest, CompletionRequest
@@ -88,8 +91,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(err.body, status_code=err.status)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_body(_: Request, err: RequestValidationError) -> JSONResponse:
+    async def invalid_body(request: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {}
+        whole = _whole_body_error(first, request.headers.get("content-type"))
+        if whole is not None:
+            return _error(400, whole, code=first.get("type"))
         loc = [str(part) for part in first.get("loc", ()) if part != "body"]
         param = ".".join(loc) or None
         message = f"{param}: {first.get('msg', 'invalid request')}" if param else first.get("msg", "invalid request")
@@ -98,6 +104,36 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
         return _error(err.status_code, str(err.detail))
+
+
+_JSON_FIX = '; send a JSON object such as {"model": ..., "messages": [...]}'
+
+
+def _whole_body_error(error: dict[str, Any], content_type: str | None) -> str | None:
+    """Plain words for a body that is not a JSON object at all (FastAPI reports "JSON decode
+    error" with the offset as the parameter, or pydantic's "valid dictionary" sentence)."""
+    kind, loc = error.get("type"), tuple(error.get("loc", ()))
+    if kind == "json_invalid":
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"the request body is not valid JSON{where}" + (f" ({reason})" if reason else "") + _JSON_FIX
+    if loc != ("body",):
+        return None
+    if "json" not in (content_type or "").lower():
+        return f"the request body must be JSON sent with Content-Type: application/json (got {content_type or 'none'})"
+    if kind == "missing":
+        return "the request body is empty" + _JSON_FIX
+    return f"the request body must be a JSON object, not {_json_kind(error.get('input'))}" + _JSON_FIX
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return "a number"
 
 
 def _error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
@@ -135,9 +171,32 @@ class ServerThread:
         self.socket.close()
 
 
-def serve(engine: Engine, settings: ApiSettings) -> None:
-    """Run the server in the foreground until interrupted (``lmforge api``)."""
+def bind_port(host: str, port: int) -> socket.socket:
+    """The server's socket, bound (not yet listening) before any weight is loaded, so a port in
+    use fails in a second with one line instead of after the model loaded."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise LmforgeError(
+                f"port {port} on {host} is already in use (another server is listening there)",
+                f"stop that server, or choose a free port: --port {port + 1} (or API_PORT={port + 1})",
+            ) from None
+        raise LmforgeError(
+            f"cannot listen on {host}:{port}: {err.strerror or err}", "check --host/API_HOST and --port/API_PORT"
+        ) from None
+    return sock
+
+
+def serve(engine: Engine, settings: ApiSettings, sock: socket.socket) -> None:
+    """Run the server on ``sock`` (from ``bind_port``) in the foreground until interrupted."""
     import uvicorn
 
-    logger.info("serving %s on http://%s:%s/v1", engine.model_name, settings.host, settings.port)
-    uvicorn.run(create_app(engine, settings), host=settings.host, port=settings.port, log_level="info")
+    host, port = sock.getsockname()[:2]
+    logger.info("serving %s on http://%s:%s/v1", engine.model_name, host, port)
+    config = uvicorn.Config(create_app(engine, settings), log_level="info")
+    uvicorn.Server(config).run(sockets=[sock])
