@@ -17,10 +17,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lmforge.config import load_config
+    from lmforge.errors import LmforgeError
     from lmforge.infer.chat import ChatSession, run_terminal
     from lmforge.infer.engine import build_engine
 
     cfg = load_config(args.config, args.overrides)
+    if args.query is not None and not args.query.strip():
+        raise LmforgeError(
+            "--query is empty: there is no question to answer",
+            'ask one: --query "What is LoRA?", or leave --query out to chat interactively',
+        )
     engine = build_engine(cfg, max_batch_size=1, max_queue=2)
     try:
         session = ChatSession(engine, args.system)
