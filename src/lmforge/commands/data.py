@@ -31,13 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lmforge.config import load_config
     from lmforge.data.pipeline import build_datasets
-    from lmforge.data.templates import get_template
     from lmforge.errors import LmforgeError
-    from lmforge.models.tokenizer import load_tokenizer
+    from lmforge.models.tokenizer import build_tokenizer_and_template
 
     cfg = load_config(args.config, getattr(args, "overrides", []))
-    tokenizer = load_tokenizer(cfg.model)
-    template = get_template(cfg.data.template, tokenizer, cfg.data.default_system)
+    tokenizer, template, _ = build_tokenizer_and_template(cfg)
     data = build_datasets(cfg, tokenizer, template)
     dataset = data.train if args.split == "train" else data.eval
     if dataset is None:

@@ -41,12 +41,12 @@ def run(args: argparse.Namespace) -> int:
     report = Report(template="?")
     cfg = step("config", lambda: _config(args))
     tokenizer = cfg and step("tokenizer", lambda: _tokenizer(cfg))
-    template = tokenizer and step("template", lambda: _template(cfg, tokenizer))
-    if template is not None:
-        report.template = template.name
+    built = tokenizer and step("template", lambda: _template(cfg, tokenizer))
+    if built is not None:
+        report.template = built.template.name
         records = _records(cfg, findings)
         if records is not False:
-            report = _checks(cfg, tokenizer, template, records, findings)
+            report = _checks(cfg, built, records, findings)
     report.findings = findings
     render_table(findings, title=f"lmforge doctor {args.config or ''}".rstrip())
     errors, warnings = len(report.errors), len(report.warnings)
@@ -73,10 +73,11 @@ def _tokenizer(cfg: Any) -> tuple[Any, str]:
 
 
 def _template(cfg: Any, tokenizer: Any) -> tuple[Any, str]:
-    from lmforge.data.templates import get_template
+    """The template attached to the tokenizer exactly as training attaches it (one builder)."""
+    from lmforge.models.tokenizer import build_tokenizer_and_template
 
-    template = get_template(cfg.data.template, tokenizer, default_system=cfg.data.default_system)
-    return template, f"{template.name}: end of turn {template.turn_suffix(tokenizer)!r}"
+    built = build_tokenizer_and_template(cfg, tokenizer)
+    return built, f"{built.template.name}: end of turn {built.template.turn_suffix(built.tokenizer)!r}"
 
 
 def _records(cfg: Any, findings: list) -> Any:
@@ -98,7 +99,7 @@ def _records(cfg: Any, findings: list) -> Any:
     return train
 
 
-def _checks(cfg: Any, tokenizer: Any, template: Any, records: Any, findings: list) -> Any:
+def _checks(cfg: Any, built: Any, records: Any, findings: list) -> Any:
     from lmforge.doctor.checks import run_template_checks
     from lmforge.doctor.report import Finding
 
@@ -108,6 +109,8 @@ def _checks(cfg: Any, tokenizer: Any, template: Any, records: Any, findings: lis
                     "these checks; doctor runs them anyway", "set template_checks: strict")
         )  # fmt: skip
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"template_checks": "warn"})})
-    report = run_template_checks(cfg, tokenizer, template, records)
+    report = run_template_checks(
+        cfg, built.tokenizer, built.template, records, own_chat_template=built.own_chat_template
+    )
     findings.extend(report.findings)
     return report

@@ -7,12 +7,13 @@ from typing import Any
 import torch
 
 from lmforge.config.schema import RunConfig
+from lmforge.errors import LmforgeError
 from lmforge.infer.engine import Engine, Handle, Sink
 from lmforge.infer.params import SamplingParams
 from lmforge.infer.scheduler import BatchScheduler, Request
 from lmforge.infer.textstream import TextStream
 from lmforge.models.loader import load_model
-from lmforge.models.tokenizer import load_tokenizer
+from lmforge.models.tokenizer import build_tokenizer_and_template
 
 
 class _RequestHandle(Handle):
@@ -25,10 +26,7 @@ class _RequestHandle(Handle):
 
 class HfEngine(Engine):
     def __init__(self, cfg: RunConfig, *, max_batch_size: int = 16, max_queue: int = 64) -> None:
-        from lmforge.data.templates import get_template
-
-        self.tokenizer = load_tokenizer(cfg.model)
-        self.template = get_template(cfg.data.template, self.tokenizer, cfg.data.default_system)
+        self.tokenizer, self.template, _ = build_tokenizer_and_template(cfg)
         self.model = load_model(cfg, self.tokenizer, trainable=False)
         self.model_name = cfg.model.model_name_or_path
         self.defaults = SamplingParams.from_config(cfg.generate)
@@ -43,7 +41,11 @@ class HfEngine(Engine):
             max_queue=max_queue,
         )
 
+    supports_logprobs = True
+
     def submit(self, prompt_ids: list[int], params: SamplingParams, sink: Sink) -> Handle:
+        if params.logprobs is not None and params.num_beams > 1:
+            raise LmforgeError("logprobs are not computed for beam search", "use num_beams: 1 to get logprobs")
         stream = TextStream(self.tokenizer, self.stop_words + params.stop, params.skip_special_tokens)
         generator = None
         if params.seed is not None:

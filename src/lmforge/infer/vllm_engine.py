@@ -19,7 +19,7 @@ from lmforge.infer.engine import Engine, Handle, Sink
 from lmforge.infer.params import GenerationEvent, SamplingParams
 from lmforge.infer.scheduler import EngineBusyError
 from lmforge.models.resolve import resolve_model
-from lmforge.models.tokenizer import load_tokenizer
+from lmforge.models.tokenizer import build_tokenizer_and_template
 
 
 def require_vllm() -> Any:
@@ -48,11 +48,8 @@ class _Ticket(Handle):
 class VllmEngine(Engine):
     def __init__(self, cfg: RunConfig, *, max_queue: int = 64) -> None:
         vllm = require_vllm()
-        from lmforge.data.templates import get_template
-
         self._vllm = vllm
-        self.tokenizer = load_tokenizer(cfg.model)
-        self.template = get_template(cfg.data.template, self.tokenizer, cfg.data.default_system)
+        self.tokenizer, self.template, _ = build_tokenizer_and_template(cfg)
         adapters = cfg.model.adapter_name_or_path or []
         self.llm = vllm.LLM(
             model=resolve_model(cfg.model.model_name_or_path).path,
