@@ -15,6 +15,7 @@ from typing import Any
 
 from lmforge.config import RunConfig
 from lmforge.errors import LmforgeError
+from lmforge.train.isolation import process_state_scope
 from lmforge.train.outputs import prepare_output_dir, save_run_config, write_json
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class TrainResult:
     already_finished: bool = False  # --resume found the run done: nothing was trained or written
 
 
+@process_state_scope()  # signal handlers, environment, logging, warnings... restored, also on error
 def run_training(cfg: RunConfig) -> TrainResult:
     """Everything that can be validated is, before anything is written or any weight loads."""
     from transformers import set_seed

@@ -22,10 +22,8 @@ def _smooth(values: list[float]) -> list[float]:
 
 def plot_loss(output_dir: str | Path, log_name: str = "trainer_log.jsonl") -> Path | None:
     """Draw the curves; returns the picture's path, or None when nothing was logged."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own (no pyplot): the process' matplotlib backend is never switched.
+    from matplotlib.figure import Figure
 
     log = Path(output_dir) / log_name
     if not log.exists():
@@ -35,7 +33,8 @@ def plot_loss(output_dir: str | Path, log_name: str = "trainer_log.jsonl") -> Pa
     evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
     if not train and not evals:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig = Figure(figsize=(7, 4), dpi=110)
+    ax = fig.subplots()
     if train:
         steps, losses = zip(*train)
         ax.plot(steps, losses, color="#9ab", alpha=0.6, label="loss")
@@ -51,5 +50,4 @@ def plot_loss(output_dir: str | Path, log_name: str = "trainer_log.jsonl") -> Pa
     path = Path(output_dir) / PLOT_NAME
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -4,11 +4,14 @@ Wiring, in run_training:
 
 1. before loading weights: ``resume = resolve_resume_checkpoint(cfg)``,
    ``check_output_dir(cfg, resuming=resume is not None)``, ``requested_trackers(cfg)`` (validates);
-2. the Trainer class mixes in ``ReliableTrainerMixin`` (atomic saves, NaN guard, step metrics) and
-   gets ``skip_nonfinite_steps=cfg.train.skip_nonfinite_steps``;
+2. the Trainer class mixes in ``ReliableTrainerMixin`` (it installs the ``CheckpointWriter``: marked,
+   rotated, pickle-free checkpoints; NaN guard; step metrics) and gets
+   ``skip_nonfinite_steps=cfg.train.skip_nonfinite_steps``;
 3. TrainingArguments get ``report_to="none"``; the trackers come from ``reliability_callbacks``;
 4. ``callbacks=[*own_callbacks, *reliability_callbacks(cfg, datasets=...)]`` (signal callback last);
-5. ``trainer.train(resume_from_checkpoint=resume)``; a signal makes it raise TrainingInterrupted.
+5. ``trainer.train(resume_from_checkpoint=resume)``; a signal makes it raise TrainingInterrupted;
+6. the whole run inside ``lmforge.train.isolation.process_state_scope`` (signal handlers,
+   environment, logging, open tracker runs restored, also when training raises).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lmforge.train.reliability.manifest import ManifestCallback
 from lmforge.train.reliability.signals import SignalCheckpointCallback, TrainingInterrupted
 from lmforge.train.reliability.trackers import requested_trackers, tracker_callbacks
 from lmforge.train.reliability.trainer_mixin import ReliableTrainerMixin
+from lmforge.train.reliability.writer import CheckpointWriter
 
 
 def reliability_callbacks(cfg: Any, datasets: dict[str, Any] | None = None) -> list[TrainerCallback]:
@@ -40,6 +44,7 @@ def reliability_callbacks(cfg: Any, datasets: dict[str, Any] | None = None) -> l
 
 
 __all__ = [
+    "CheckpointWriter",
     "ReliableTrainerMixin",
     "TrainingInterrupted",
     "check_output_dir",
