@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from lmforge.atomic import atomic_dir
 from lmforge.data.loaders import data_files
 from lmforge.data.registry import DatasetAttr
 from lmforge.data.stats import DataReport
@@ -130,23 +128,16 @@ def load(directory: Path, parts: dict[str, str], *, strict: bool) -> tuple[Any, 
 
 
 def save(directory: Path, parts: dict[str, str], train: Any, evaluation: Any, report: DataReport) -> None:
-    """Write into a temporary folder beside ``directory`` and rename, so a crash leaves no half cache."""
+    """Write into a staging folder beside ``directory`` and rename (lmforge.atomic), so a crash leaves
+    no half cache and the folder gets the user's umask."""
     if directory.exists() and not (directory / META).exists() and any(directory.iterdir()):
         raise LmforgeError(
             f"refusing to overwrite {directory}: it holds files that are not an lmforge data cache",
             "point tokenized_path at an empty or new folder",
         )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+    with atomic_dir(directory) as staging:
         train.save_to_disk(str(staging / "train"))
         if evaluation is not None:
             evaluation.save_to_disk(str(staging / "eval"))
         meta = {"parts": parts, "report": report.to_dict()}
         (staging / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)

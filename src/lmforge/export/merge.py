@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from lmforge.atomic import atomic_dir
 from lmforge.config import RunConfig
 from lmforge.errors import LmforgeError
 
@@ -37,17 +36,9 @@ def export_model(cfg: RunConfig) -> Path:
         from transformers import GenerationConfig
 
         model.generation_config = GenerationConfig.from_pretrained(trained)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as staging:
         model.save_pretrained(staging, max_shard_size=f"{cfg.export.export_size}GB")
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

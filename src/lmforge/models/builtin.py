@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from lmforge.atomic import atomic_dir
 from lmforge.errors import LmforgeError
 
 BUILTIN_MODELS = {
@@ -65,16 +64,7 @@ def convert_gguf_to_dir(gguf_path: Path, target: Path) -> Path:
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target, replace=False) as staging:  # another process may finish first: keep its copy
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if target.exists():  # another process finished first
-            shutil.rmtree(staging)
-            return target
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from lmforge.atomic import atomic_write_json
+
 MANIFEST_NAME = "run_manifest.json"
 PACKAGES = (
     "lmforge",
@@ -123,13 +125,10 @@ def build_manifest(cfg: Any, datasets: dict[str, Any] | None = None, model: Any 
 
 
 def write_manifest(output_dir: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write atomically (temp file + rename): a reader never sees half a manifest."""
+    """Write atomically (lmforge.atomic): a reader never sees half a manifest."""
     path = Path(output_dir) / MANIFEST_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, manifest)
 
 
 class ManifestCallback(TrainerCallback):
