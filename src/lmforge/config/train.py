@@ -18,7 +18,8 @@ class TrainConfig(BaseModel):
     do_eval: bool = Field(False, description="Evaluate on eval_dataset / val_size during training.")
     output_dir: str = Field("saves/lmforge-run", description="Where weights, logs and checkpoints go.")
     overwrite_output_dir: bool = Field(
-        False, description="Allow writing into an output_dir that holds a previous run (deletes it)."
+        False,
+        description="Replace a previous run in output_dir (removes only the files a run writes; yours stay).",
     )
     per_device_train_batch_size: int = Field(1, gt=0, description="Samples per device per step.")
     per_device_eval_batch_size: int = Field(1, gt=0, description="Samples per device per eval step.")
