@@ -52,3 +52,6 @@ def test_export_merges_the_adapter_with_template_and_stop_token(
     before = sorted(p.name for p in merged.iterdir())
     assert lmforge([*args, f"export_dir={merged}"]) == 1  # not empty: refused
     assert sorted(p.name for p in merged.iterdir()) == before
+    (merged / "notes.txt").write_text("mine")  # overwrite replaces an export, never the user's files
+    assert lmforge([*args, f"export_dir={merged}", "overwrite_output_dir=true"]) == 1
+    assert sorted(p.name for p in merged.iterdir()) == sorted([*before, "notes.txt"])

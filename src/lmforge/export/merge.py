@@ -25,6 +25,7 @@ def export_model(cfg: RunConfig) -> Path:
             f"export_dir {target} is not empty; nothing was changed",
             "choose another export_dir, or set overwrite_output_dir: true",
         )
+    _refuse_foreign_files(target)
     # A trained adapter's folder holds the tokenizer with the training chat template and the
     # generation config that stops at the end of turn: the export carries those.
     trained = _last_adapter_dir(cfg)
@@ -47,3 +48,17 @@ def _last_adapter_dir(cfg: RunConfig) -> Path | None:
     adapters = cfg.model.adapter_name_or_path or []
     last = Path(adapters[-1]) if adapters else None
     return last if last is not None and (last / "tokenizer_config.json").is_file() else None
+
+
+def _refuse_foreign_files(target: Path) -> None:
+    """overwrite_output_dir replaces an earlier export, never files the user keeps in export_dir."""
+    from lmforge.train.outputs import is_run_artifact
+
+    if not target.is_dir():
+        return
+    foreign = sorted(p.name for p in target.iterdir() if not is_run_artifact(p.name))
+    if foreign:
+        raise LmforgeError(
+            f"export_dir {target} holds files an export does not write ({', '.join(foreign[:3])}); nothing was changed",
+            "overwrite_output_dir replaces only an earlier export: move those files, or choose another export_dir",
+        )
