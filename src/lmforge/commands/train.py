@@ -11,16 +11,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a model (stages pt, sft)")
     add_config_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, usage_error=parser.error)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config is None and not args.overrides:
+        # Defaults alone train nothing (no dataset): show how to call it instead of failing later.
+        args.usage_error("give a YAML config (lmforge train cfg.yaml) or settings (key=value ...)")
     from lmforge.config import load_config
     from lmforge.logs import setup_logging
-    from lmforge.train.run import run_training
 
     overrides = list(args.overrides) + (["resume_from_checkpoint=true"] if args.resume else [])
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides)  # config mistakes show before the slow imports below
+    from lmforge.train.run import run_training
+
     setup_logging()
     result = run_training(cfg)
     print(f"lmforge: training finished at step {result.global_step}; outputs in {result.output_dir}")
