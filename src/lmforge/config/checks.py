@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lmforge.config.data import DataConfig
 from lmforge.config.method import IMPLEMENTED_STAGES
 from lmforge.config.optim import check_optimizer
 from lmforge.config.schema import RunConfig
@@ -16,9 +17,11 @@ LORA_ONLY_KEYS = (
     "additional_target",
 )
 
+BUFFER_SIZE_DEFAULT = DataConfig.model_fields["buffer_size"].default
+
 
 def check_combinations(config: RunConfig) -> None:
-    method, data, train = config.method, config.data, config.train
+    method, train = config.method, config.train
     if method.stage not in IMPLEMENTED_STAGES:
         raise LmforgeError(
             f"stage {method.stage!r} is not available in this version of lmforge",
@@ -40,21 +43,54 @@ def check_combinations(config: RunConfig) -> None:
         raise LmforgeError("use_dora and pissa_init cannot be combined", "choose one of them")
     if train.bf16 and train.fp16:
         raise LmforgeError("bf16 and fp16 are both on", "choose one precision")
+    check_data(config)
+    check_optimizer(config)
+
+
+def check_data(config: RunConfig) -> None:
+    """Data keys that contradict each other or would be silently ignored."""
+    data, train = config.data, config.train
+    if data.mask_history and data.train_on_prompt:
+        raise LmforgeError(
+            "mask_history and train_on_prompt cannot be combined",
+            "mask_history trains only the last answer, train_on_prompt every token: choose one",
+        )
     if data.interleave_probs is not None:
-        if data.mix_strategy == "concat":
-            raise LmforgeError(
-                "interleave_probs needs mix_strategy: interleave_under or interleave_over",
-                "set mix_strategy, or remove interleave_probs",
-            )
-        if data.dataset and len(data.interleave_probs) != len(data.dataset):
-            raise LmforgeError(
-                f"interleave_probs has {len(data.interleave_probs)} values for {len(data.dataset)} data sets",
-                "give one probability per data set",
-            )
+        _check_interleave_probs(data.interleave_probs, data.dataset, data.mix_strategy)
+    if train.do_eval and not data.eval_dataset and not data.val_size:
+        raise LmforgeError("do_eval: true has no evaluation data", "set eval_dataset or val_size, or remove do_eval")
+    # An explicit default (a run_config.yaml given back as a config) changes nothing: allowed.
+    if config.explicitly_set("buffer_size") and not data.streaming and data.buffer_size != BUFFER_SIZE_DEFAULT:
+        raise LmforgeError(
+            "buffer_size shuffles streamed data only, and streaming is off",
+            "set streaming: true, or remove buffer_size",
+        )
     if data.streaming and data.max_samples is None and train.max_steps <= 0 and train.do_train:
         raise LmforgeError(
             "streaming needs max_steps (the length of a stream is unknown)", "set max_steps: N"
         )
     if data.streaming and data.val_size > 0:
         raise LmforgeError("val_size cannot split a streamed data set", "use eval_dataset instead")
-    check_optimizer(config)
+
+
+def _check_interleave_probs(probs: list[float], datasets: list[str] | None, strategy: str) -> None:
+    if strategy == "concat":
+        raise LmforgeError(
+            "interleave_probs needs mix_strategy: interleave_under or interleave_over",
+            "set mix_strategy, or remove interleave_probs",
+        )
+    if datasets is not None and len(datasets) < 2:
+        raise LmforgeError(
+            f"interleave_probs needs two or more data sets to mix (dataset has {len(datasets)})",
+            "list the data sets to mix in dataset, or remove interleave_probs",
+        )
+    if datasets is not None and len(probs) != len(datasets):
+        raise LmforgeError(
+            f"interleave_probs has {len(probs)} values for {len(datasets)} data sets",
+            "give one probability per data set, in the order of dataset",
+        )
+    if any(p < 0 for p in probs) or abs(sum(probs) - 1) > 1e-6:
+        raise LmforgeError(
+            f"interleave_probs {probs} must be non-negative and sum to 1 (they sum to {sum(probs):g})",
+            "e.g. interleave_probs: 0.7,0.3",
+        )
