@@ -84,7 +84,7 @@ def test_neutral_values_that_clients_send_are_accepted(scripted):
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
-        ("chat", {"logprobs": True}, "logprobs"),
+        ("chat", {"logprobs": True}, "logprobs"),  # this engine computes none (as infer_backend: vllm)
         ("chat", {"top_logprobs": 3}, "top_logprobs"),
         ("chat", {"response_format": {"type": "json_object"}}, "response_format"),
         ("chat", {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
@@ -92,7 +92,8 @@ def test_neutral_values_that_clients_send_are_accepted(scripted):
         ("chat", {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
          "tool_choice"),
         ("chat", {"logit_bias": {"50256": -100}}, "logit_bias"),
-        ("text", {"logprobs": 1}, "logprobs"),
+        ("chat", {"top_logprobs": 2, "logprobs": False}, "top_logprobs"),
+        ("text", {"logprobs": 1, "echo": True}, "logprobs"),
         ("text", {"best_of": 2}, "best_of"),
         ("text", {"suffix": "end."}, "suffix"),
     ],

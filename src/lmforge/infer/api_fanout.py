@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from lmforge.infer.engine import Engine, Handle
-from lmforge.infer.params import Completion, GenerationEvent, SamplingParams
+from lmforge.infer.params import Completion, GenerationEvent, SamplingParams, TokenLogprob
 
 
 class Fanout:
@@ -49,9 +49,11 @@ class Fanout:
     async def completions(self) -> list[Completion]:
         """Whole answers, in choice order (for non-streaming responses)."""
         texts: list[list[str]] = [[] for _ in self._handles]
+        logprobs: list[list[TokenLogprob]] = [[] for _ in self._handles]
         done: list[Completion | None] = [None] * len(self._handles)
         async for index, event in self.events():
             texts[index].append(event.text)
+            logprobs[index].extend(event.logprobs)
             if event.finish_reason is not None:
                 if event.error:
                     raise RuntimeError(f"generation failed: {event.error}")
@@ -61,5 +63,6 @@ class Fanout:
                     event.finish_reason,
                     event.prompt_tokens,
                     event.completion_tokens,
+                    logprobs[index],
                 )
         return [c for c in done if c is not None]

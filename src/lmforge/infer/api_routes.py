@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from lmforge.errors import LmforgeError
 from lmforge.infer import api_responses as R
 from lmforge.infer.api_fanout import Fanout
+from lmforge.infer.api_logprobs import chat_logprobs, text_logprobs
 from lmforge.infer.api_responses import ApiError
 from lmforge.infer.api_schemas import ChatCompletionRequest, CompletionRequest, _Sampling
 from lmforge.infer.engine import Engine
@@ -53,7 +54,24 @@ def sampling_params(engine: Engine, body: _Sampling, prompt_len: int, limit: int
     )
     if body.temperature is not None:
         params = params.updated(temperature=body.temperature, do_sample=body.temperature > 0)
-    return replace(params, max_new_tokens=min(limit or params.max_new_tokens, room), stop=body.stop_words())
+    params = replace(params, max_new_tokens=min(limit or params.max_new_tokens, room), stop=body.stop_words())
+    return _with_logprobs(engine, params, body.logprobs_wanted())
+
+
+def _with_logprobs(engine: Engine, params: SamplingParams, wanted: int | None) -> SamplingParams:
+    if wanted is None:
+        return params
+    if not engine.supports_logprobs:
+        raise ApiError(
+            400, "logprobs is not supported by this engine (infer_backend: hf computes them); leave it out",
+            param="logprobs", code="unsupported_parameter",
+        )  # fmt: skip
+    if params.num_beams > 1:
+        raise ApiError(
+            400, f"logprobs is not supported with beam search (num_beams: {params.num_beams} in the config)",
+            param="logprobs", code="unsupported_parameter",
+        )  # fmt: skip
+    return replace(params, logprobs=wanted)
 
 
 def start(engine: Engine, prompts: list[list[int]], params: SamplingParams) -> Fanout:
@@ -87,31 +105,33 @@ async def chat_completions(engine: Engine, body: ChatCompletionRequest) -> Any:
     fanout = start(engine, [prompt] * body.n, params)
     rid = R.new_id("chatcmpl")
     parse = engine.template.parse_tool_calls if tools else None
+    shape = (lambda entries: chat_logprobs(engine.tokenizer, entries)) if params.logprobs is not None else None
     if body.stream:
-        return _sse(_chat_stream(fanout, rid, body, len(prompt), parse))
+        return _sse(_chat_stream(fanout, rid, body, len(prompt), parse, shape))
     done = await fanout.completions()
     choices = []
     for index, completion in enumerate(done):
         message, reason = R.chat_message(completion.text, parse(completion.text) if parse else None)
-        choices.append(
-            {"index": index, "message": message, "finish_reason": reason or completion.finish_reason, "logprobs": None}
-        )
+        finish = reason or completion.finish_reason
+        logprobs = shape(completion.logprobs) if shape else None
+        choices.append({"index": index, "message": message, "finish_reason": finish, "logprobs": logprobs})
     return R.chat_completion(rid, body.model, choices, len(prompt), done)
 
 
 async def _chat_stream(
-    fanout: Fanout, rid: str, body: ChatCompletionRequest, prompt_len: int, parse
+    fanout: Fanout, rid: str, body: ChatCompletionRequest, prompt_len: int, parse, shape
 ) -> AsyncIterator[str]:
     obj, model = "chat.completion.chunk", body.model
     extra = {"usage": None} if body.include_usage else {}
 
-    def send(index: int, delta: dict[str, Any], reason: str | None = None) -> str:
-        choice = {"index": index, "delta": delta, "finish_reason": reason, "logprobs": None}
+    def send(index: int, delta: dict[str, Any], reason: str | None = None, logprobs=None) -> str:
+        choice = {"index": index, "delta": delta, "finish_reason": reason, "logprobs": logprobs}
         return R.chunk(rid, obj, model, [choice], **extra)
 
     for index in range(body.n):
         yield send(index, {"role": "assistant", "content": ""})
     held: dict[int, list[str]] = {i: [] for i in range(body.n)}
+    held_logprobs: dict[int, list] = {i: [] for i in range(body.n)}
     completion_tokens = 0
     async for index, event in fanout.events():
         if event.error:
@@ -119,8 +139,9 @@ async def _chat_stream(
             return
         if parse:
             held[index].append(event.text)
-        elif event.text:
-            yield send(index, {"content": event.text})
+            held_logprobs[index].extend(event.logprobs)
+        elif event.text or (shape and event.logprobs):
+            yield send(index, {"content": event.text}, logprobs=shape(event.logprobs) if shape else None)
         if event.finish_reason is None:
             continue
         completion_tokens += event.completion_tokens
@@ -129,7 +150,7 @@ async def _chat_stream(
             text = "".join(held[index])
             message, tool_reason = R.chat_message(text, parse(text))
             delta = {k: v for k, v in message.items() if k != "role" and v is not None}
-            yield send(index, delta)
+            yield send(index, delta, logprobs=shape(held_logprobs[index]) if shape else None)
             reason = tool_reason or reason
         yield send(index, {}, reason)
     if body.include_usage:
@@ -148,11 +169,18 @@ async def completions(engine: Engine, body: CompletionRequest) -> Any:
     prompt_tokens = sum(len(p) for p in prompts)
     rid = R.new_id("cmpl")
     if body.stream:
-        return _sse(_text_stream(fanout, rid, body, prompt_tokens))
+        tokenizer = engine.tokenizer if params.logprobs is not None else None
+        return _sse(_text_stream(fanout, rid, body, prompt_tokens, tokenizer))
     done = await fanout.completions()
     echoed = _echoes(body)
+    wanted = params.logprobs is not None
     choices = [
-        {"index": i, "text": echoed[i] + c.text, "finish_reason": c.finish_reason, "logprobs": None}
+        {
+            "index": i,
+            "text": echoed[i] + c.text,
+            "finish_reason": c.finish_reason,
+            "logprobs": text_logprobs(engine.tokenizer, c.logprobs) if wanted else None,
+        }
         for i, c in enumerate(done)
     ]
     return {
@@ -170,20 +198,28 @@ def _echoes(body: CompletionRequest) -> list[str]:
     return [text if body.echo else "" for text in body.prompts() for _ in range(body.n)]
 
 
-async def _text_stream(fanout: Fanout, rid: str, body: CompletionRequest, prompt_tokens: int) -> AsyncIterator[str]:
+async def _text_stream(
+    fanout: Fanout, rid: str, body: CompletionRequest, prompt_tokens: int, tokenizer: Any
+) -> AsyncIterator[str]:
+    """``tokenizer``: set when the request asked for logprobs."""
     completion_tokens = 0
     extra = {"usage": None} if body.include_usage else {}
     for index, text in enumerate(_echoes(body)):
         if text:
             choice = {"index": index, "text": text, "finish_reason": None, "logprobs": None}
             yield R.chunk(rid, "text_completion", body.model, [choice], **extra)
+    offsets = [0] * len(fanout.prompts)  # characters of token text sent per choice (text_offset)
     async for index, event in fanout.events():
         if event.error:
             yield R.error_event(event.error)
             return
         completion_tokens += event.completion_tokens
-        if event.text or event.finish_reason:
-            choice = {"index": index, "text": event.text, "finish_reason": event.finish_reason, "logprobs": None}
+        logprobs = None
+        if tokenizer is not None and event.logprobs:
+            logprobs = text_logprobs(tokenizer, event.logprobs, offsets[index])
+            offsets[index] += sum(len(t) for t in logprobs["tokens"])
+        if event.text or event.finish_reason or logprobs:
+            choice = {"index": index, "text": event.text, "finish_reason": event.finish_reason, "logprobs": logprobs}
             yield R.chunk(rid, "text_completion", body.model, [choice], **extra)
     if body.include_usage:
         yield R.chunk(rid, "text_completion", body.model, [], usage=R.usage(prompt_tokens, completion_tokens))

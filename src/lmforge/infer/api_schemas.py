@@ -152,6 +152,10 @@ class _Sampling(_Request):
             return [("logit_bias", "logit_bias is not supported by this server; leave it out")]
         return []
 
+    def logprobs_wanted(self) -> int | None:
+        """None: no log probabilities; k: each token's and the k likeliest alternatives."""
+        return None
+
 
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
@@ -159,8 +163,8 @@ class ChatCompletionRequest(_Sampling):
     tools: list[ToolSpec] | None = None
     tool_choice: str | dict[str, Any] | None = None  # "auto" (default) or "none"
     response_format: dict[str, Any] | None = None  # only {"type": "text"}
-    logprobs: bool | None = None  # only false
-    top_logprobs: int | None = Field(None, ge=0, le=20)  # only 0
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)  # needs logprobs: true
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -170,12 +174,13 @@ class ChatCompletionRequest(_Sampling):
         """``tool_choice: "none"`` keeps the tools out of the prompt and the answer unparsed."""
         return bool(self.tools) and self.tool_choice != "none"
 
+    def logprobs_wanted(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
+
     def unsupported(self) -> list[tuple[str, str]]:
         refused = super().unsupported()
-        if self.logprobs:
-            refused.append(("logprobs", "logprobs is not supported by this server; send logprobs: false"))
-        if self.top_logprobs:
-            refused.append(("top_logprobs", "top_logprobs is not supported by this server; send 0 or leave it out"))
+        if self.top_logprobs and not self.logprobs:
+            refused.append(("top_logprobs", "top_logprobs needs logprobs: true; add it, or leave top_logprobs out"))
         kind = (self.response_format or {}).get("type", "text")
         if kind != "text":
             refused.append((
@@ -195,20 +200,27 @@ class ChatCompletionRequest(_Sampling):
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     echo: bool = False  # the prompt is sent back before the answer
-    logprobs: int | None = Field(None, ge=0, le=5)  # unsupported: only null
+    logprobs: int | None = Field(None, ge=0, le=5)  # the chosen token's and this many alternatives
     best_of: int | None = Field(None, ge=1)  # unsupported: only 1
     suffix: str | None = None  # unsupported: only empty
 
     def token_limit(self) -> int | None:
         return self.max_tokens
 
+    def logprobs_wanted(self) -> int | None:
+        return self.logprobs
+
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
     def unsupported(self) -> list[tuple[str, str]]:
         refused = super().unsupported()
-        if self.logprobs is not None:
-            refused.append(("logprobs", "logprobs is not supported by this server; leave it out (null)"))
+        if self.logprobs is not None and self.echo:
+            refused.append((
+                "logprobs",
+                "logprobs with echo: true needs the prompt's log probabilities, which this server does not "
+                "compute; drop echo or logprobs",
+            ))  # fmt: skip
         if self.best_of not in (None, 1):
             refused.append(("best_of", "best_of is not supported by this server; use n for several answers"))
         if self.suffix:

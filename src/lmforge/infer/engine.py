@@ -34,6 +34,7 @@ class Engine(ABC):
     model_name: str
     context_len: int
     defaults: SamplingParams
+    supports_logprobs: bool = False  # fills GenerationEvent.logprobs when SamplingParams.logprobs is set
 
     @abstractmethod
     def submit(self, prompt_ids: list[int], params: SamplingParams, sink: Sink) -> Handle:
@@ -109,14 +110,20 @@ class Engine(ABC):
 
 
 def _collect(events: Iterator[GenerationEvent]) -> Completion:
-    text = []
+    text, logprobs = [], []
     for event in events:
         if event.error:
             raise LmforgeError(f"generation failed: {event.error}")
         text.append(event.text)
+        logprobs.extend(event.logprobs)
         if event.finish_reason is not None:
             return Completion(
-                "".join(text), event.token_ids, event.finish_reason, event.prompt_tokens, event.completion_tokens
+                "".join(text),
+                event.token_ids,
+                event.finish_reason,
+                event.prompt_tokens,
+                event.completion_tokens,
+                logprobs,
             )
     raise LmforgeError("generation ended without a final event")
 

@@ -26,6 +26,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     skip_special_tokens: bool = True
+    logprobs: int | None = None  # None: off; k: each token's log probability and the k likeliest
 
     @classmethod
     def from_config(cls, gen: GenerateConfig) -> SamplingParams:
@@ -57,6 +58,17 @@ class SamplingParams:
 
 
 @dataclass
+class TokenLogprob:
+    """A generated token's log probability under the model (its raw distribution, before
+    penalties and temperature, as vLLM reports by default) and the likeliest tokens at that step,
+    as ``(token id, log probability)`` pairs, most likely first."""
+
+    token_id: int
+    logprob: float
+    top: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
 class GenerationEvent:
     """One streamed piece of an answer. The last event of a request has ``finish_reason`` set:
     ``stop`` (end of turn or stop word), ``length``, ``cancelled`` or ``error``."""
@@ -67,6 +79,7 @@ class GenerationEvent:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # tokens since the last event
 
 
 @dataclass
@@ -78,3 +91,4 @@ class Completion:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # when asked for

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from lmforge.infer.params import SamplingParams
+from lmforge.infer.params import SamplingParams, TokenLogprob
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -66,6 +66,15 @@ def next_token(
     logits = filter_top_k_top_p(logits / params.temperature, params.top_k, params.top_p)
     probs = logits.softmax(-1)
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def token_logprob(logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
+    """``token``'s log probability under ``logits`` ([vocab], the model's raw output) and the ``top``
+    likeliest tokens."""
+    logprobs = logits.float().log_softmax(-1)
+    best = logprobs.topk(top) if top > 0 else None
+    pairs = list(zip(best.indices.tolist(), best.values.tolist())) if best is not None else []
+    return TokenLogprob(token, float(logprobs[token]), pairs)
 
 
 def next_tokens(

@@ -22,8 +22,8 @@ from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
 from lmforge.errors import LmforgeError
 from lmforge.infer.batch import Batch, prefill_inputs
-from lmforge.infer.params import GenerationEvent, SamplingParams
-from lmforge.infer.sampling import apply_presence_frequency_penalty, next_tokens
+from lmforge.infer.params import GenerationEvent, SamplingParams, TokenLogprob
+from lmforge.infer.sampling import apply_presence_frequency_penalty, next_tokens, token_logprob
 from lmforge.infer.textstream import TextStream
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class Request:
     stream: TextStream
     generator: torch.Generator | None = None
     generated: list[int] = field(default_factory=list)
+    unsent_logprobs: list[TokenLogprob] = field(default_factory=list)  # with params.logprobs
     cancelled: threading.Event = field(default_factory=threading.Event)
     done: bool = False  # its last event was sent
 
@@ -151,7 +152,11 @@ class BatchScheduler:
         seen = [_seen(r, self.device) for r in requests]
         generated = [_generated(r, self.device) for r in requests]
         params = [r.params for r in requests]
-        return next_tokens(logits.float(), params, seen, [r.generator for r in requests], generated)
+        tokens = next_tokens(logits.float(), params, seen, [r.generator for r in requests], generated)
+        for row, (request, token) in enumerate(zip(requests, tokens, strict=True)):
+            if request.params.logprobs is not None:
+                request.unsent_logprobs.append(token_logprob(logits[row], token, request.params.logprobs))
+        return tokens
 
     def _retire(self, batch: Batch, tokens: list[int]) -> None:
         """Hand each row its token; drop rows that finished or were cancelled."""
@@ -165,6 +170,7 @@ class BatchScheduler:
             return True
         request.generated.append(token)
         if token in self.eos_ids:
+            del request.unsent_logprobs[-1:]  # the end-of-turn token is not part of the answer
             return self._finish(request, "stop")
         delta = request.stream.push(token)
         if request.stream.stopped:
@@ -173,7 +179,7 @@ class BatchScheduler:
         if len(request.generated) >= request.params.max_new_tokens or total >= self.context_len:
             return self._finish(request, "length", delta)
         if delta:
-            _send(request, GenerationEvent(delta, [token]))
+            _send(request, GenerationEvent(delta, [token], logprobs=_take_logprobs(request)))
         return False
 
     def _finish(self, request: Request, reason: str, delta: str = "") -> bool:
@@ -196,6 +202,7 @@ class BatchScheduler:
         event.token_ids = list(request.generated)
         event.prompt_tokens = len(request.prompt_ids)
         event.completion_tokens = len(request.generated)
+        event.logprobs = _take_logprobs(request)
         _send(request, event)
 
     def _generate_alone(self, request: Request) -> None:
@@ -231,6 +238,12 @@ def _seen(request: Request, device: torch.device) -> torch.Tensor:
     if request.params.repetition_penalty == 1.0:
         return torch.empty(0, dtype=torch.long, device=device)
     return torch.tensor(request.prompt_ids + request.generated, dtype=torch.long, device=device)
+
+
+def _take_logprobs(request: Request) -> list[TokenLogprob]:
+    """The log probabilities of the tokens since the last event (text may lag its tokens)."""
+    taken, request.unsent_logprobs = request.unsent_logprobs, []
+    return taken
 
 
 def _generated(request: Request, device: torch.device) -> torch.Tensor | None:
