@@ -85,16 +85,16 @@ def _lora_targets(model: Any, targets: list[str]) -> str | list[str]:
 
 
 def _apply_lora(model: Any, method: MethodConfig, adapters: list[str]) -> Any:
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, get_peft_model
 
     if adapters:
         # Earlier adapters are merged into the base; the last one keeps training unless a new one
         # is stacked on top.
         to_merge = adapters if method.create_new_adapter else adapters[:-1]
         for path in to_merge:
-            model = PeftModel.from_pretrained(model, path).merge_and_unload()
+            model = _load_adapter(model, path).merge_and_unload()
         if not method.create_new_adapter:
-            return PeftModel.from_pretrained(model, adapters[-1], is_trainable=True)
+            return _load_adapter(model, adapters[-1], is_trainable=True)
     if method.pissa_init:
         init: Any = "pissa" if method.pissa_iter == -1 else f"pissa_niter_{method.pissa_iter}"
     else:
@@ -111,6 +111,21 @@ def _apply_lora(model: Any, method: MethodConfig, adapters: list[str]) -> Any:
         init_lora_weights=init,
     )
     return get_peft_model(model, config)
+
+
+def _load_adapter(model: Any, path: str, is_trainable: bool = False) -> Any:
+    """peft's errors name neither the key nor the folder (an adapter of another base model fails
+    deep in load_state_dict): say which adapter_name_or_path did not load, and why."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, path, is_trainable=is_trainable)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise LmforgeError(
+            f"adapter_name_or_path: cannot load the adapter in {path}: {reason}",
+            "use a LoRA adapter trained on this model_name_or_path (its output_dir or a checkpoint-N folder)",
+        ) from None
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

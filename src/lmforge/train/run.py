@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.config import RunConfig
+from lmforge.eval.predict import predict_only
 from lmforge.errors import LmforgeError
 from lmforge.train.isolation import process_state_scope
 from lmforge.train.outputs import prepare_output_dir, save_run_config, write_json
@@ -43,6 +44,10 @@ def run_training(cfg: RunConfig) -> TrainResult:
         step, metrics = finished
         logger.info("%s holds a finished run (step %d): nothing to resume, nothing changed", cfg.train.output_dir, step)
         return TrainResult(Path(cfg.train.output_dir), metrics, step, already_finished=True)
+    if predict_only(cfg):  # do_predict without training: no dataset, no trainer (eval/predict.py)
+        from lmforge.eval.predict import run_predictions
+
+        return TrainResult(output_dir=run_predictions(cfg))
     resume = resolve_resume_checkpoint(cfg)
     restart = restarts_dead_run(cfg, resume)
     check_output_dir(cfg, resuming=resume is not None or restart)
@@ -87,6 +92,12 @@ def _check_adapters(cfg: RunConfig) -> None:
             raise LmforgeError(
                 f"adapter_name_or_path: {path} has no adapter_config.json, so it is not a LoRA adapter folder",
                 "point it at the output_dir of a LoRA run (or one of its checkpoint-N folders)",
+            )
+        weights = ("adapter_model.safetensors", "adapter_model.bin")
+        if path.is_dir() and not any((path / weight).is_file() for weight in weights):
+            raise LmforgeError(
+                f"adapter_name_or_path: {path} has adapter_config.json but no adapter_model.safetensors",
+                "the adapter was not saved completely: use its run's output_dir or a checkpoint-N folder",
             )
         if not path.exists() and not _looks_like_hub_id(name):
             raise LmforgeError(
