@@ -7,13 +7,13 @@ the working directory), and those are never touched, nor is the directory itself
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from lmforge.atomic import atomic_write_json
 from lmforge.config import RunConfig, dump_config
 from lmforge.train.reliability.guards import holds_run
 
@@ -44,7 +44,8 @@ ARTIFACT_PATTERNS = (
     re.compile(r"checkpoint-\d+"),
     re.compile(r"model-\d+-of-\d+\.safetensors"),
     re.compile(r"pytorch_model-\d+-of-\d+\.bin"),
-    re.compile(r".+\.json\.tmp"),  # write_json's staging file, left by a crash mid-write
+    re.compile(r".+\.json\.tmp"),  # write_json's staging file before lmforge.atomic
+    re.compile(r"\..+\.tmp-[a-z0-9_]{8}"),  # lmforge.atomic's staging file or folder, left by a crash mid-write
 )
 
 
@@ -87,7 +88,5 @@ def save_run_config(cfg: RunConfig, output_dir: Path) -> None:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON atomically: a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Write JSON atomically (lmforge.atomic): a reader never sees half a file."""
+    atomic_write_json(path, payload)
