@@ -22,6 +22,7 @@ BUFFER_SIZE_DEFAULT = DataConfig.model_fields["buffer_size"].default
 
 def check_combinations(config: RunConfig) -> None:
     method, train = config.method, config.train
+    check_quantization(config)
     if method.stage not in IMPLEMENTED_STAGES:
         raise LmforgeError(
             f"stage {method.stage!r} is not available in this version of lmforge",
@@ -94,3 +95,52 @@ def _check_interleave_probs(probs: list[float], datasets: list[str] | None, stra
             f"interleave_probs {probs} must be non-negative and sum to 1 (they sum to {sum(probs):g})",
             "e.g. interleave_probs: 0.7,0.3",
         )
+
+
+def check_quantization(config: RunConfig) -> None:
+    """QLoRA rules (docs/qlora.md): bitsandbytes only, LoRA only, one adapter on a quantized base."""
+    model, method = config.model, config.method
+    bits = model.quantization_bit
+    if model.quantization_method != "bnb":
+        raise LmforgeError(
+            f"quantization_method: {model.quantization_method} is not supported yet "
+            "(lmforge quantizes with bitsandbytes)",
+            "set quantization_method: bnb with quantization_bit: 4 or 8",
+        )
+    if bits != 4 and (model.quantization_type != "nf4" or not model.double_quantization):
+        key = "quantization_type" if model.quantization_type != "nf4" else "double_quantization"
+        raise LmforgeError(
+            f"{key} applies to quantization_bit: 4 only (it is {bits})", f"set quantization_bit: 4 or remove {key}"
+        )
+    if model.upcast_layernorm and config.train.pure_bf16 and bits is None:
+        raise LmforgeError(
+            "upcast_layernorm cannot combine with pure_bf16: without autocast the float32 norm outputs "
+            "meet bfloat16 weights",
+            "use bf16: true (mixed precision) instead of pure_bf16, or remove upcast_layernorm",
+        )
+    if bits is None:
+        return
+    if method.finetuning_type != "lora" and config.train.do_train:
+        raise LmforgeError(
+            f"quantization_bit: {bits} needs finetuning_type: lora (QLoRA); {method.finetuning_type} "
+            "would update the quantized weights, which have no gradients",
+            "set finetuning_type: lora, or remove quantization_bit",
+        )
+    adapters = model.adapter_name_or_path or []
+    if len(adapters) > 1 or (adapters and method.create_new_adapter and config.train.do_train):
+        raise LmforgeError(
+            f"quantization_bit: {bits} takes one adapter to continue; merging adapters into "
+            "quantized weights would round them again",
+            "merge the adapters first with lmforge export (no quantization_bit), then train on the merged model",
+        )
+    if method.pissa_init:
+        raise LmforgeError(
+            "pissa_init cannot initialise from quantized weights", "remove pissa_init or quantization_bit"
+        )
+    if model.infer_backend == "vllm":
+        raise LmforgeError(
+            "infer_backend: vllm does not take quantization_bit yet", "use infer_backend: hf or remove quantization_bit"
+        )
+    from lmforge.models.quantization import require_bitsandbytes  # imports torch: quantized runs only
+
+    require_bitsandbytes(bits)

@@ -35,3 +35,16 @@ class ModelConfig(BaseModel):
     )
     model_revision: str = Field("main", description="Revision of a hub model (branch, tag or commit).")
     cache_dir: str | None = Field(None, description="Where downloaded hub models are cached.")
+    quantization_bit: Literal[4, 8] | None = Field(
+        None, description="QLoRA: load the base weights in 4 or 8 bits (bitsandbytes) and train LoRA on top."
+    )
+    quantization_method: Literal["bnb", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq", "mxfp4", "fp8"] = Field(
+        "bnb", description="Quantizer for quantization_bit; only bnb (bitsandbytes) is supported so far."
+    )
+    quantization_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type: nf4 (QLoRA's) or fp4.")
+    double_quantization: bool = Field(
+        True, description="4-bit: quantize the quantization constants too (~0.4 bit/weight less)."
+    )
+    upcast_layernorm: bool = Field(
+        False, description="Keep normalization weights in float32 when the rest is bf16/fp16 (stabler training)."
+    )

@@ -17,6 +17,11 @@ def export_model(cfg: RunConfig) -> Path:
 
     if not cfg.export.export_dir:
         raise LmforgeError("export needs export_dir", "add export_dir: path/to/merged-model")
+    if cfg.model.quantization_bit is not None:
+        raise LmforgeError(
+            f"export merges into the full-precision base, not a quantization_bit: {cfg.model.quantization_bit} one",
+            "remove quantization_bit: a QLoRA adapter merges into the unquantized model",
+        )
     target = Path(cfg.export.export_dir)
     if target.exists() and not target.is_dir():
         raise LmforgeError(f"export_dir {target} is a file, not a folder", "choose a folder path for export_dir")

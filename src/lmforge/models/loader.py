@@ -16,6 +16,12 @@ from lmforge.models.device import (
     training_precision,
 )
 from lmforge.models.methods import apply_method, count_parameters
+from lmforge.models.quantization import (
+    bitsandbytes_config,
+    compute_dtype,
+    prepare_for_kbit_training,
+    upcast_layernorms,
+)
 from lmforge.models.resolve import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -26,9 +32,11 @@ def load_model(cfg: RunConfig, tokenizer: Any, *, trainable: bool = False) -> An
 
     resolved = resolve_model(cfg.model.model_name_or_path)
     if trainable:
-        dtype, _, _ = training_precision(cfg.train.bf16, cfg.train.fp16, cfg.train.pure_bf16)
+        dtype, bf16, fp16 = training_precision(cfg.train.bf16, cfg.train.fp16, cfg.train.pure_bf16)
+        quantization = bitsandbytes_config(cfg.model, compute_dtype(bf16 or cfg.train.pure_bf16, fp16))
     else:
         dtype = inference_dtype(cfg.model.infer_dtype)
+        quantization = bitsandbytes_config(cfg.model, dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             resolved.path,
@@ -37,6 +45,7 @@ def load_model(cfg: RunConfig, tokenizer: Any, *, trainable: bool = False) -> An
             trust_remote_code=cfg.model.trust_remote_code,
             revision=cfg.model.model_revision,
             cache_dir=cfg.model.cache_dir,
+            quantization_config=quantization,
         )
     except (OSError, ValueError) as err:
         raise LmforgeError(f"cannot load model from {resolved.path}: {str(err).splitlines()[0]}") from None
@@ -51,11 +60,15 @@ def load_model(cfg: RunConfig, tokenizer: Any, *, trainable: bool = False) -> An
     # No KV cache in training: it is useless there, and with it transformers 5.23 skips the
     # packed-sequence mask, so neat_packing samples would see each other.
     model.config.use_cache = False
-    if cfg.train.gradient_checkpointing:
+    if quantization is not None:
+        model = prepare_for_kbit_training(model, cfg.train.gradient_checkpointing)
+    elif cfg.train.gradient_checkpointing:
         # Reentrant checkpointing (LLaMA-Factory's default too): measured here 12% less peak memory
         # and 10% more tokens/s than the non-reentrant variant on the same LoRA run.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
         model.enable_input_require_grads()  # adapters: inputs of frozen embeddings need grads
+    if cfg.model.upcast_layernorm:
+        upcast_layernorms(model)
     model = apply_method(model, cfg.method, cfg.model.adapter_name_or_path)
     trainable_count, total = count_parameters(model)
     logger.info(
@@ -85,9 +98,13 @@ def _merge_adapters(model: Any, adapters: list[str]) -> Any:
         return model
     from peft import PeftModel
 
+    # A quantized base keeps its one adapter beside the weights (config checks allow one):
+    # merging would re-round the 4/8-bit weights.
+    quantized = getattr(model, "hf_quantizer", None) is not None
     for path in adapters:
         try:
-            model = PeftModel.from_pretrained(model, path).merge_and_unload()
+            model = PeftModel.from_pretrained(model, path)
+            model = model if quantized else model.merge_and_unload()
         except (OSError, ValueError) as err:
             raise LmforgeError(f"cannot load adapter {path}: {str(err).splitlines()[0]}") from None
     return model

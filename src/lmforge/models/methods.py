@@ -13,9 +13,17 @@ from typing import Any
 
 from lmforge.config.method import MethodConfig
 from lmforge.errors import LmforgeError
+from lmforge.models.quantization import is_quantized, param_count
 
 
 def apply_method(model: Any, method: MethodConfig, adapters: list[str] | None) -> Any:
+    if method.finetuning_type != "lora" and is_quantized(model):
+        # The config checks refuse this first; here for callers that build a config by hand.
+        raise LmforgeError(
+            f"finetuning_type: {method.finetuning_type} cannot train a quantized base "
+            "(4/8-bit weights have no gradients)",
+            "use finetuning_type: lora (QLoRA), or remove quantization_bit",
+        )
     if method.finetuning_type == "full":
         for param in model.parameters():
             param.requires_grad_(True)
@@ -129,14 +137,16 @@ def _load_adapter(model: Any, path: str, is_trainable: bool = False) -> Any:
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
-    """(trainable, total) parameter counts, counting each shared tensor once."""
+    """(trainable, total) parameter counts, counting each shared tensor once and each packed
+    4-bit tensor by the weights it holds (its ``numel`` counts bytes)."""
     seen: set[int] = set()
     trainable = total = 0
     for param in model.parameters():
         if id(param) in seen:
             continue
         seen.add(id(param))
-        total += param.numel()
+        count = param_count(param)
+        total += count
         if param.requires_grad:
-            trainable += param.numel()
+            trainable += count
     return trainable, total

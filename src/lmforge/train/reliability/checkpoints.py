@@ -58,13 +58,16 @@ def estimate_checkpoint_bytes(model: Any, with_optimizer: bool) -> int:
     """Bytes a checkpoint of ``model`` needs: weights saved (trainable only for adapters) + Adam's two moments.
 
     A PEFT model saves only its adapter; a full model saves every parameter. AdamW keeps two fp32
-    moments per trainable parameter, saved in optimizer.pt.
+    moments per trainable parameter, saved in optimizer.pt. Quantized (4/8-bit) weights count their
+    packed bytes plus their quantization state.
     """
+    from lmforge.models.quantization import param_count, param_storage_bytes
+
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
     is_peft = hasattr(model, "peft_config")
-    weights = sum(p.numel() * p.element_size() for p in (trainable if is_peft else params))
-    moments = 2 * 4 * sum(p.numel() for p in trainable) if with_optimizer else 0
+    weights = sum(param_storage_bytes(p) for p in (trainable if is_peft else params))
+    moments = 2 * 4 * sum(param_count(p) for p in trainable) if with_optimizer else 0
     return int((weights + moments) * DISK_MARGIN)
 
 

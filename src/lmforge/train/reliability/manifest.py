@@ -117,10 +117,11 @@ def build_manifest(cfg: Any, datasets: dict[str, Any] | None = None, model: Any 
         "datasets": {name: dataset_fingerprint(ds) for name, ds in (datasets or {}).items()},
     }
     if model is not None:
-        manifest["parameters"] = {
-            "total": sum(p.numel() for p in model.parameters()),
-            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        }
+        from lmforge.models.methods import count_parameters
+        from lmforge.models.quantization import parameter_storage_bytes
+
+        trainable, total = count_parameters(model)  # packed 4-bit weights counted as weights
+        manifest["parameters"] = {"total": total, "trainable": trainable, "bytes": parameter_storage_bytes(model)}
     return manifest
 
 

@@ -65,8 +65,11 @@ def model_flops_utilization(
 
 
 def matmul_params(model: Any) -> int:
-    """N for MFU: parameters used in matmuls per token (input embedding excluded unless tied)."""
-    total = sum(p.numel() for p in model.parameters())
+    """N for MFU: parameters used in matmuls per token (input embedding excluded unless tied);
+    packed 4-bit weights count as the weights they hold."""
+    from lmforge.models.quantization import param_count
+
+    total = sum(param_count(p) for p in model.parameters())
     embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     if embed is None:
         return total
