@@ -103,11 +103,19 @@ def test_tool_results_continue_the_conversation(scripted):
     assert engine.prompts[-1] == engine.template.encode_prompt(engine.tokenizer, canonical, None, TOOLS)
 
 
-def test_template_without_tools_refuses_them(client, tiny_engine):
+def test_template_that_cannot_render_tools_refuses_them(tiny_model_dir, engine_factory, server_factory):
     import openai
 
-    with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(
-            model=tiny_engine.model_name, messages=[{"role": "user", "content": "hi"}], tools=TOOLS
-        )
+    # chatml renders tools in LLaMA-Factory's default format; SmolLM2's own chat template ignores them
+    engine = engine_factory(tiny_model_dir, template="auto")
+    start_server, make_client = server_factory
+    server = start_server(engine)
+    try:
+        with pytest.raises(openai.BadRequestError) as err:
+            make_client(server, "unused").chat.completions.create(
+                model=engine.model_name, messages=[{"role": "user", "content": "hi"}], tools=TOOLS
+            )
+    finally:
+        server.stop()
+        engine.close()
     assert err.value.body["param"] == "tools"

@@ -12,6 +12,7 @@ from typing import Any
 
 from lmforge.data.record import drop_reason, make_record, message, record_text
 from lmforge.data.registry import OPENAI_TAGS, DatasetAttr
+from lmforge.data.tool_calls import ToolCallError, tool_calls_text
 from lmforge.errors import LmforgeError
 
 Converted = tuple[dict[str, Any] | None, str | None]
@@ -159,11 +160,11 @@ def _sharegpt(row: dict[str, Any], attr: DatasetAttr, where: str) -> dict[str, A
                 raise RecordDropped(f"system turn mid-conversation (message {i})")
             system = system or _text(turn.get(tags["content_tag"]))
             continue
-        messages.append(_turn(turn, role, tags, f"{where}, field {field!r} message {i}"))
+        messages.append(_turn(turn, role, tags))
     chosen = rejected = None
     if attr.ranking:
-        chosen = _turn(_get(row, attr, "chosen") or {}, "assistant", tags, where)
-        rejected = _turn(_get(row, attr, "rejected") or {}, "assistant", tags, where)
+        chosen = _turn(_get(row, attr, "chosen") or {}, "assistant", tags)
+        rejected = _turn(_get(row, attr, "rejected") or {}, "assistant", tags)
     return make_record(
         messages,
         system=system,
@@ -182,42 +183,27 @@ def _tags_for(turns: list[Any], attr: DatasetAttr) -> dict[str, str]:
     return attr.tags
 
 
-def _turn(turn: dict[str, Any], role: Any, tags: dict[str, str], where: str) -> dict[str, Any]:
+def _turn(turn: dict[str, Any], role: Any, tags: dict[str, str]) -> dict[str, Any]:
     content = _text(turn.get(tags["content_tag"]))
     if role == tags["user_tag"]:
         return message("user", content)
     if role == tags["assistant_tag"]:
         calls = turn.get("tool_calls")
-        return message("assistant", content, _tool_calls(calls, where) if calls else None)
+        return message("assistant", content, _tool_calls(calls) if calls else None)
     if role == tags["observation_tag"]:
         return message("tool", content)
     if role == tags["function_tag"]:
-        return message("assistant", "", _tool_calls(content, where))
+        return message("assistant", "", _tool_calls(content))
     known = [tags[key] for key in ("user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag")]
     raise RecordDropped(f"invalid role {role!r} (expected one of {', '.join(map(repr, known))}; map others with tags)")
 
 
-def _tool_calls(calls: Any, where: str) -> str:
-    """Any tool-call spelling (LLaMA-Factory's function_call text, OpenAI's tool_calls) → JSON list text."""
-    if isinstance(calls, str):
-        try:
-            calls = json.loads(calls)
-        except json.JSONDecodeError as err:
-            raise LmforgeError(f"{where}: tool call is not valid JSON: {err.msg}") from None
-    calls = calls if isinstance(calls, list) else [calls]
-    normalised = []
-    for call in calls:
-        if not isinstance(call, dict):
-            raise LmforgeError(f"{where}: a tool call must be an object with name and arguments, got {call!r}")
-        function = call.get("function", call)  # OpenAI nests {"type": "function", "function": {...}}
-        arguments = function.get("arguments", {})
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError:
-                pass
-        normalised.append({"name": function.get("name"), "arguments": arguments})
-    return json.dumps(normalised, ensure_ascii=False)
+def _tool_calls(calls: Any) -> str | None:
+    """Any tool-call spelling → the record's JSON text; a malformed call drops the record."""
+    try:
+        return tool_calls_text(calls)
+    except ToolCallError as err:
+        raise RecordDropped(err.reason) from None
 
 
 def _get(row: dict[str, Any], attr: DatasetAttr, key: str) -> Any:

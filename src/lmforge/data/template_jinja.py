@@ -16,8 +16,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lmforge.data.templates import Template
+    from lmforge.data.tool_formats import ToolFormat
 
-_PLACEHOLDER = re.compile(r"\{\{(content|bos_token|eos_token|tool|tool_text|call)\}\}")
+_PLACEHOLDER = re.compile(
+    r"\{\{(content|bos_token|eos_token|tool|tool_text|tool_names|call|name|description|args|type|required|enum"
+    r"|items|arguments)\}\}"
+)
 _VARIABLES = {"bos_token": "(bos_token or '')", "eos_token": "(eos_token or '')"}
 
 
@@ -34,22 +38,62 @@ def expr(fmt: str, **values: str) -> str:
             if piece:
                 parts.append(_lit(piece))
         else:
-            parts.append(values.get(piece) or _VARIABLES[piece])
+            parts.append(values.get(piece) or _VARIABLES.get(piece) or _lit("{{" + piece + "}}"))
     return " + ".join(parts) or "''"
+
+
+def _described_tool(tf: ToolFormat) -> list[str]:
+    """Mirror of ``ToolFormat._tool_text`` for formats that describe tools in words (default)."""
+    arg = expr(
+        tf.arg_item or "",
+        name="(arg | string)", type="((p.type if p.type is defined else '') | string)", required="req",
+        description="((p.description if p.description is defined else '') | string)", enum="enum", items="items",
+    )  # fmt: skip
+    item = expr(
+        tf.tool_item,
+        name="(f.name | string)", description="((f.description if f.description is defined else '') | string)",
+        args="a.text",
+    )  # fmt: skip
+    return [
+        "{%- set f = tool.function if tool.type == 'function' and tool.function is mapping else tool -%}",
+        "{%- set params = f.parameters if f.parameters is mapping else {} -%}",
+        "{%- set props = params.properties if params.properties is mapping else {} -%}",
+        "{%- set required = params.required if params.required else [] -%}",
+        "{%- set a = namespace(text='') -%}",
+        "{%- for arg, p in props.items() -%}",
+        "{%- set p = p if p is mapping else {} -%}",
+        "{%- set req = ', required' if arg in required else '' -%}",
+        "{%- set enum = (', should be one of [' + (p.enum | join(', ')) + ']') if p.enum else '' -%}",
+        "{%- set it = p['items'] if 'items' in p else none -%}",  # p.items would be dict.items
+        "{%- set it_type = (it.type if it is mapping and it.type is defined else '') | string -%}",
+        "{%- set items = (', where each item should be ' + it_type) if it else '' -%}",
+        "{%- set a.text = a.text + " + arg + " -%}",
+        "{%- endfor -%}",
+        "{%- set ns.tools = ns.tools + " + item + " -%}",
+        "{%- set ns.names = ns.names + [(f.name if f.name is defined else '') | string] -%}",
+    ]
 
 
 def _tools_block(template: Template) -> list[str]:
     tf = template.tool_format
     if tf is None:
         return []
-    item = expr(tf.tool_item, tool="(t | tojson)")
-    block = expr(tf.tools_prompt, tool_text="ns.tools")
+    if "{{tool}}" in tf.tool_item:
+        item = expr(tf.tool_item, tool="(t | tojson)")
+        per_tool = [
+            "{%- set t = tool if tool.type is defined else {'type': 'function', 'function': tool} -%}",
+            "{%- set ns.tools = ns.tools + " + item + " -%}",
+            "{%- set f = tool.function if tool.type == 'function' and tool.function is mapping else tool -%}",
+            "{%- set ns.names = ns.names + [(f.name if f.name is defined else '') | string] -%}",
+        ]
+    else:
+        per_tool = _described_tool(tf)
+    block = expr(tf.tools_prompt, tool_text="ns.tools", tool_names="(ns.names | join(', '))")
     return [
         "{%- if tools -%}",
-        "{%- set ns = namespace(tools='') -%}",
+        "{%- set ns = namespace(tools='', names=[]) -%}",
         "{%- for tool in tools -%}",
-        "{%- set t = tool if tool.type is defined else {'type': 'function', 'function': tool} -%}",
-        "{%- set ns.tools = ns.tools + " + item + " -%}",
+        *per_tool,
         "{%- endfor -%}",
         "{%- set block = " + block + " -%}",
         "{%- set system = (system + '\\n\\n' + block) if system else block -%}",
@@ -61,7 +105,10 @@ def _assistant_content(template: Template) -> list[str]:
     lines = ["{%- set turn.content = message['content'] or '' -%}"]
     tf = template.tool_format
     if tf is not None:
-        call = expr(tf.call, call="({'name': f.name, 'arguments': f.arguments} | tojson)")
+        call = expr(
+            tf.call, call="({'name': f.name, 'arguments': f.arguments} | tojson)",
+            name="(f.name | string)", arguments="(f.arguments | tojson)",
+        )  # fmt: skip
         lines += [
             "{%- if message.tool_calls is defined and message.tool_calls -%}",
             "{%- for c in message.tool_calls -%}",

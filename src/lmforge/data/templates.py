@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,6 +29,8 @@ from typing import Any
 import yaml
 
 from lmforge.data.template_encoding import encode, encode_pairs, encode_pairs_batch
+from lmforge.data.tool_calls import normalize_tool_calls
+from lmforge.data.tool_formats import ToolFormat
 from lmforge.errors import LmforgeError
 
 TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
@@ -37,7 +38,8 @@ _TEMPLATE_KEYS = {
     "prefix", "system", "system_in_user", "user", "observation", "assistant_header", "assistant",
     "eot", "stop_words", "default_system", "tool_format",
 }  # fmt: skip
-_TOOL_KEYS = {"tools_prompt", "tool_item", "call", "call_separator"}
+_TOOL_KEYS = {"tools_prompt", "tool_item", "call", "call_separator", "arg_item"}
+DEFAULT_TOOL_FORMAT = "default"  # LLaMA-Factory's: templates without a native tool format use it
 
 Message = Mapping[str, Any]
 
@@ -50,47 +52,6 @@ def fill(fmt: str, tokenizer: Any, content: str = "") -> str:
     if "{{eos_token}}" in text:
         text = text.replace("{{eos_token}}", tokenizer.eos_token or "")
     return text
-
-
-@dataclass(frozen=True)
-class ToolFormat:
-    """How tool schemas enter the system prompt and how assistant tool calls are written."""
-
-    name: str
-    tools_prompt: str
-    tool_item: str
-    call: str
-    call_separator: str = "\n"
-
-    def tool_json(self, tool: Mapping[str, Any]) -> str:
-        wrapped = tool if "type" in tool else {"type": "function", "function": dict(tool)}
-        return json.dumps(wrapped, ensure_ascii=False)
-
-    def render_tools(self, tools: list[Mapping[str, Any]]) -> str:
-        text = "".join(self.tool_item.replace("{{tool}}", self.tool_json(t)) for t in tools)
-        return self.tools_prompt.replace("{{tool_text}}", text)
-
-    def render_calls(self, calls: list[Mapping[str, Any]]) -> str:
-        parts = []
-        for call in calls:
-            body = json.dumps({"name": call["name"], "arguments": call["arguments"]}, ensure_ascii=False)
-            parts.append(self.call.replace("{{call}}", body))
-        return self.call_separator.join(parts)
-
-    def parse_calls(self, text: str) -> list[dict[str, Any]] | None:
-        """Tool calls in a generated answer, or None when it holds none (or malformed ones)."""
-        before, _, after = self.call.partition("{{call}}")
-        pattern = re.escape(before) + r"(.*?)" + re.escape(after)
-        calls = []
-        for body in re.findall(pattern, text, flags=re.DOTALL):
-            try:
-                obj = json.loads(body)
-            except json.JSONDecodeError:
-                return None
-            if not isinstance(obj, dict) or "name" not in obj:
-                return None
-            calls.append({"name": obj["name"], "arguments": obj.get("arguments", {})})
-        return calls or None
 
 
 @dataclass(frozen=True)
@@ -146,9 +107,8 @@ class Template:
     def _tool_format(self) -> ToolFormat:
         if self.tool_format is None:
             raise LmforgeError(
-                f"template {self.name} has no tool format",
-                hint="use a tool-capable template (qwen) or template: auto with a model whose chat "
-                "template supports tools",
+                f"template {self.name} has no tool format (tool_format: null), so it cannot render tools",
+                hint="remove tool_format: null to use the default format, or name one (qwen, default)",
             )
         return self.tool_format
 
@@ -265,24 +225,8 @@ def parse_tools(tools: Any) -> list[Mapping[str, Any]]:
 
 
 def parse_tool_calls_field(calls: Any) -> list[dict[str, Any]]:
-    """Canonical ``tool_calls`` (JSON text) or OpenAI-style dicts → [{name, arguments}]."""
-    if not calls:
-        return []
-    if isinstance(calls, str):
-        try:
-            calls = json.loads(calls)
-        except json.JSONDecodeError as err:
-            raise LmforgeError(f"tool_calls is not valid JSON: {err}") from None
-    if isinstance(calls, Mapping):
-        calls = [calls]
-    out = []
-    for call in calls:
-        fn = call.get("function", call)
-        args = fn.get("arguments", {})
-        if isinstance(args, str):
-            args = json.loads(args) if args.strip() else {}
-        out.append({"name": fn["name"], "arguments": args})
-    return out
+    """Canonical ``tool_calls`` (JSON text) or OpenAI-style dicts → [{name, arguments}] (tool_calls.py)."""
+    return normalize_tool_calls(calls)
 
 
 # --- registry ----------------------------------------------------------------------------------
@@ -319,7 +263,8 @@ def _build(name: str, spec: Mapping[str, Any], tool_formats: Mapping[str, ToolFo
         if "{{content}}" not in str(spec.get(key, "")):
             raise LmforgeError(f"{where}: `{key}` must be a format containing {{{{content}}}}")
     values = dict(spec)
-    tool_name = values.pop("tool_format", None)
+    # Absent: LLaMA-Factory's default format (tools in the system prompt, Action lines); null: no tools.
+    tool_name = values.pop("tool_format", DEFAULT_TOOL_FORMAT)
     if tool_name is not None and tool_name not in tool_formats:
         raise LmforgeError(f"{where}: unknown tool_format {tool_name}", hint=f"known: {sorted(tool_formats)}")
     values["stop_words"] = list(values.get("stop_words") or [])
@@ -373,6 +318,6 @@ def get_template(name: str, tokenizer: Any, default_system: str | None = None) -
     else:
         raise LmforgeError(
             f"unknown template {name!r}",
-            hint=f"data.template is one of {', '.join(template_names())}, or a path to a template .yaml",
+            hint=f"template is one of {', '.join(template_names())}, or a path to a template .yaml",
         )
     return template.with_default_system(default_system)

@@ -61,6 +61,17 @@ class ToolCallFunction(_Request):
     name: str
     arguments: str | dict[str, Any] = "{}"
 
+    @field_validator("arguments")
+    @classmethod
+    def _json_object(cls, value: str | dict[str, Any]) -> dict[str, Any]:
+        """Arguments that are not a JSON object are a 400 here, not a 500 at prompt building."""
+        from lmforge.data.tool_calls import parse_arguments
+
+        try:
+            return parse_arguments(value)
+        except LmforgeError as err:
+            raise ValueError(err.message) from None
+
 
 class ToolCall(_Request):
     id: str | None = None
@@ -83,18 +94,10 @@ class ChatMessage(_Request):
         """The record-format message (see docs/architecture.md): tool calls as JSON text."""
         message: dict[str, Any] = {"role": self.role, "content": self.text()}
         if self.tool_calls:
-            calls = [{"name": c.function.name, "arguments": _arguments(c.function.arguments)} for c in self.tool_calls]
-            message["tool_calls"] = json.dumps(calls, ensure_ascii=False)
+            from lmforge.data.tool_calls import tool_calls_text
+
+            message["tool_calls"] = tool_calls_text([c.function.model_dump() for c in self.tool_calls])
         return message
-
-
-def _arguments(raw: str | dict[str, Any]) -> Any:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
 
 
 class FunctionSpec(_Request):
