@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from lmforge.config.llamafactory import KeyRule, rules, show
 from lmforge.config.schema import GROUPS
 
 GROUP_TITLES = {
@@ -49,6 +50,7 @@ def render_text() -> str:
             lines.append(f"      {help_text}")
         lines.append("")
     lines.append("Any other transformers TrainingArguments field is passed through to the trainer.")
+    lines.append("LLaMA-Factory keys that are not lmforge keys (aliases, allowed values, refusals): docs/config.md.")
     return "\n".join(lines) + "\n"
 
 
@@ -91,5 +93,26 @@ def render_markdown() -> str:
         "| --- | --- | --- | --- |",
     ]
     out += [f"| `{key}` | `{theirs}` | `{ours}` | {why} |" for key, theirs, ours, why in DIFFERENT_DEFAULTS]
+    out += [
+        "",
+        "## LLaMA-Factory keys that are not lmforge keys",
+        "",
+        "From src/lmforge/config/llamafactory_keys.yaml: each is an alias, allowed at the values that",
+        "mean what lmforge does anyway, or refused with the reason.",
+        "",
+        "| key | what lmforge does with it |",
+        "| --- | --- |",
+    ]
+    out += [f"| `{key}` | {_llamafactory_rule(rule)} |" for key, rule in rules().items()]
     out.append("")
     return "\n".join(out)
+
+
+def _llamafactory_rule(rule: KeyRule) -> str:
+    if rule.alias is not None:
+        mapping = ", ".join(f"{show(theirs)} → {show(ours)}" for theirs, ours in (rule.values or {}).items())
+        return f"alias of `{rule.alias}`" + (f" ({mapping})" if mapping else "")
+    if rule.stages:
+        return f"refused: stage {' / '.join(rule.stages)} is not implemented yet"
+    allowed = " or ".join(f"`{show(value)}`" for value in rule.accept)
+    return (f"allowed as {allowed}; otherwise refused: " if allowed else "refused: ") + str(rule.refuse)
