@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from lmforge import __version__
 from lmforge.errors import LmforgeError
 
-COMMANDS = ("train", "data", "doctor", "chat", "api", "webchat", "export", "config")
+COMMANDS = ("train", "eval", "data", "doctor", "chat", "api", "webchat", "export", "config")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ GROUP_TITLES = {
     "export": "Export",
     "trackers": "Trackers",
     "optimizer": "Memory-saving optimizers (docs/optimizers.md)",
+    "eval": "Evaluation (lmforge eval, do_predict)",
 }
 
 

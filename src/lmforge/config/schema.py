@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from lmforge.config.data import DataConfig
+from lmforge.config.eval import EvalConfig
 from lmforge.config.export import ExportConfig
 from lmforge.config.generate import GenerateConfig
 from lmforge.config.method import MethodConfig
@@ -28,6 +29,7 @@ GROUPS: dict[str, type[BaseModel]] = {
     "export": ExportConfig,
     "trackers": TrackersConfig,
     "optimizer": OptimizerConfig,
+    "eval": EvalConfig,
 }
 
 KEY_TO_GROUP: dict[str, str] = {
@@ -46,6 +48,7 @@ class RunConfig(BaseModel):
     export: ExportConfig = ExportConfig()
     trackers: TrackersConfig = TrackersConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
+    eval: EvalConfig = EvalConfig()
 
     def to_flat(self, *, only_set: bool = False) -> dict[str, Any]:
         """The config as flat LLaMA-Factory-style keys (what run_config.yaml holds)."""

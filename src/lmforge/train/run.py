@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.config import RunConfig
-from lmforge.eval.predict import predict_only
 from lmforge.errors import LmforgeError
 from lmforge.train.isolation import process_state_scope
 from lmforge.train.outputs import prepare_output_dir, save_run_config, write_json
@@ -39,15 +38,15 @@ def run_training(cfg: RunConfig) -> TrainResult:
     from lmforge.train.relaunch import finished_run, restarts_dead_run
     from lmforge.train.reliability import check_output_dir, requested_trackers, resolve_resume_checkpoint
 
+    if cfg.eval.do_predict:  # predictions for eval_dataset instead of training: eval/predict.py
+        from lmforge.eval.predict import run_predictions
+
+        return TrainResult(output_dir=run_predictions(cfg))
     finished = finished_run(cfg)
     if finished is not None:
         step, metrics = finished
         logger.info("%s holds a finished run (step %d): nothing to resume, nothing changed", cfg.train.output_dir, step)
         return TrainResult(Path(cfg.train.output_dir), metrics, step, already_finished=True)
-    if predict_only(cfg):  # do_predict without training: no dataset, no trainer (eval/predict.py)
-        from lmforge.eval.predict import run_predictions
-
-        return TrainResult(output_dir=run_predictions(cfg))
     resume = resolve_resume_checkpoint(cfg)
     restart = restarts_dead_run(cfg, resume)
     check_output_dir(cfg, resuming=resume is not None or restart)
