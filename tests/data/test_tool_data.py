@@ -76,3 +76,11 @@ def test_malformed_tool_calls_drop_the_record_counted_by_index(make_cfg, write_j
         f"tool call arguments are not valid JSON [{path} records 1, 4]": 2,
         f"tool call arguments are not a JSON object [{path} record 3]": 1,
     }
+
+
+def test_tools_that_are_not_json_drop_the_record(make_cfg, write_json, tmp_path):
+    turns = [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]
+    write_json(tmp_path / "t.json", [{"conversations": turns, "tools": "[{name: f}]"}, {"conversations": turns}])
+    path = str(tmp_path / "t.json")
+    records = read_all(make_cfg(dataset=path, dataset_dir=str(tmp_path)))
+    assert len(records.train) == 1 and dict(records.dropped) == {f"tools is not valid JSON [{path} record 0]": 1}

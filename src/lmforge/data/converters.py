@@ -133,7 +133,7 @@ def _alpaca(row: dict[str, Any], attr: DatasetAttr) -> dict[str, Any]:
     return make_record(
         messages,
         system=_text(_get(row, attr, "system")),
-        tools=_text(_get(row, attr, "tools")),
+        tools=_tools(_get(row, attr, "tools")),
         chosen=chosen,
         rejected=rejected,
         kto_label=_kto_label(row, attr),
@@ -168,7 +168,7 @@ def _sharegpt(row: dict[str, Any], attr: DatasetAttr, where: str) -> dict[str, A
     return make_record(
         messages,
         system=system,
-        tools=_text(_get(row, attr, "tools")),
+        tools=_tools(_get(row, attr, "tools")),
         chosen=chosen,
         rejected=rejected,
         kto_label=_kto_label(row, attr),
@@ -196,6 +196,19 @@ def _turn(turn: dict[str, Any], role: Any, tags: dict[str, str]) -> dict[str, An
         return message("assistant", "", _tool_calls(content))
     known = [tags[key] for key in ("user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag")]
     raise RecordDropped(f"invalid role {role!r} (expected one of {', '.join(map(repr, known))}; map others with tags)")
+
+
+def _tools(value: Any) -> str:
+    """The tool schemas as JSON text; text that is not a JSON list/object drops the record (not a traceback later)."""
+    text = _text(value)
+    if text.strip():
+        try:
+            schemas = json.loads(text)
+        except json.JSONDecodeError:
+            raise RecordDropped("tools is not valid JSON") from None
+        if not isinstance(schemas, (list, dict)):
+            raise RecordDropped("tools is not a JSON list of tool schemas")
+    return text
 
 
 def _tool_calls(calls: Any) -> str | None:
