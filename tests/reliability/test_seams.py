@@ -93,6 +93,10 @@ def test_train_data_doctor_chat_and_api_render_the_same_token_ids(
     capsys.readouterr()
     trained = build_datasets(cfg, train_tokenizer, train_template)
     assert trained.report.cache_hit
+    mask = os.umask(0)
+    os.umask(mask)
+    cache = Path(trained.report.cache_path)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700 (issue 14 item 17)
     flat_turns = [token for prompt, answer in train_turns for token in (*prompt, *answer)]
     assert list(trained.train[0]["input_ids"]) == flat_turns
 

@@ -6,7 +6,7 @@ signal only sets a flag; at the next optimiser-step boundary the callback asks t
 ``checkpoint-<step>`` and stop. When training returns, ``on_train_end`` raises
 ``TrainingInterrupted`` (an LmforgeError, exit code 1 at the CLI) so the caller does not save
 "final" weights of an unfinished run. A second signal exits at once with 128 + signal number;
-atomic saves (checkpoints.py) keep the previous checkpoint intact even then.
+the completion marker (writer.py) keeps the previous checkpoint the one resumed from even then.
 
 Handlers are installed only while training and only from the main thread (Python allows no
 other); a run started from a worker thread (the web UI) keeps the process' handlers.
