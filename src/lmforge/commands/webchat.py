@@ -17,10 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lmforge.config import load_config
+    from lmforge.infer.api_server import bind_port
     from lmforge.infer.engine import build_engine
     from lmforge.infer.webchat import launch
 
     cfg = load_config(args.config, args.overrides)
+    bind_port(args.host, args.port, env="").close()  # a busy port fails before the weights load
     engine = build_engine(cfg)
     try:
         launch(engine, args.host, args.port)

@@ -171,9 +171,10 @@ class ServerThread:
         self.socket.close()
 
 
-def bind_port(host: str, port: int) -> socket.socket:
+def bind_port(host: str, port: int, env: str = "API_PORT") -> socket.socket:
     """The server's socket, bound (not yet listening) before any weight is loaded, so a port in
-    use fails in a second with one line instead of after the model loaded."""
+    use fails in a second with one line instead of after the model loaded. ``env``: the variable
+    that also sets the port, named in the hint."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -182,12 +183,13 @@ def bind_port(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         if err.errno == errno.EADDRINUSE:
+            also = f" (or {env}={port + 1})" if env else ""
             raise LmforgeError(
                 f"port {port} on {host} is already in use (another server is listening there)",
-                f"stop that server, or choose a free port: --port {port + 1} (or API_PORT={port + 1})",
+                f"stop that server, or choose a free port: --port {port + 1}{also}",
             ) from None
         raise LmforgeError(
-            f"cannot listen on {host}:{port}: {err.strerror or err}", "check --host/API_HOST and --port/API_PORT"
+            f"cannot listen on {host}:{port}: {err.strerror or err}", "check --host and --port"
         ) from None
     return sock
 
