@@ -213,3 +213,26 @@ def test_atomic_dir_publishes_with_umask_permissions_and_leaves_nothing_on_failu
         assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     finally:
         os.umask(previous)
+
+
+def test_resave_of_a_step_is_untrusted_until_marked_and_rotation_waits_for_the_mark(tmp_path: Path) -> None:
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from lmforge.train.reliability import CheckpointWriter, is_complete_checkpoint, latest_complete_checkpoint
+
+    args = TrainingArguments(output_dir=str(tmp_path), save_total_limit=1, use_cpu=True, report_to="none")
+    state, model, writer = TrainerState(global_step=4), torch.nn.Linear(2, 2), CheckpointWriter()
+    older, current = tmp_path / "checkpoint-2", tmp_path / "checkpoint-4"
+    for step, folder in ((2, older), (4, current)):
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text("{}")
+        writer.complete(folder, args, TrainerState(global_step=step))
+    assert latest_complete_checkpoint(tmp_path) == current
+
+    writer.before_save(args, current, model)  # transformers is about to rewrite checkpoint-4
+    assert not is_complete_checkpoint(current) and latest_complete_checkpoint(tmp_path) == older
+    assert args.save_total_limit is None  # transformers' own rotation is held back during the save
+    writer.on_save(args, state, TrainerControl())
+    assert args.save_total_limit == 1
+    assert is_complete_checkpoint(current) and not older.exists()  # rotated only after the mark
+    assert json.loads((current / "training_args.json").read_text())["save_total_limit"] == 1

@@ -15,7 +15,9 @@ the run (a library imported for the first time) are left as their module configu
 configuration belongs to the module, which stays imported. Signal handlers can only be set from the
 main thread; a run in a worker thread never installs any (signals.py), so there is nothing to undo.
 
-Use it as a context manager or a decorator (``@process_state_scope()``). Cost: a copy of
+Runs in concurrent threads share one process state, and a scope restores what it saw on entry: a
+web UI running jobs at the same time should give each its own process. Use it as a context manager
+or a decorator (``@process_state_scope()``). Cost: a copy of
 ``os.environ`` and one pass over the existing loggers, microseconds.
 """
 
