@@ -145,13 +145,14 @@ def _flag_kind(key: str) -> str:
 
 
 def _annotation(key: str) -> Any:
+    """The type a key's value must have, looked up in the order build_config routes keys."""
+    if key in KEY_TO_GROUP:
+        return GROUPS[KEY_TO_GROUP[key]].model_fields[key].annotation
     rule = llamafactory.rules().get(key)
     if rule is not None:
         if rule.alias is None:
             return None  # refused keys stand alone too, and then get their reason
         return bool if rule.values else _annotation(rule.alias)
-    if key in KEY_TO_GROUP:
-        return GROUPS[KEY_TO_GROUP[key]].model_fields[key].annotation
     if is_training_argument(key):
         return _training_argument_types().get(key)
     return None
