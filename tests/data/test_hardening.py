@@ -107,3 +107,9 @@ def test_split_of_a_plain_file_is_refused(make_cfg, write_json, tmp_path):
     write_json(tmp_path / "dataset_info.json", {"d": {"file_name": "d.json", "split": "validation"}})
     with pytest.raises(LmforgeError, match=r"entry 'd': split 'validation' cannot be taken from .*d\.json"):
         load_records(make_cfg(dataset="d", dataset_dir=str(tmp_path)))
+
+
+def test_a_saved_dataset_folder_reads_its_arrow_data_not_its_metadata(make_cfg, tmp_path):
+    Dataset.from_list([{"instruction": "q", "output": "a"}]).save_to_disk(str(tmp_path / "one"))
+    train, _ = load_records(make_cfg(dataset=str(tmp_path / "one"), dataset_dir=str(tmp_path)))
+    assert [r["messages"][0]["content"] for r in train] == ["q"]
