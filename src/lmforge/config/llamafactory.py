@@ -9,9 +9,11 @@ inverted), values that match what lmforge does anyway, or a refusal that says wh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -34,9 +36,10 @@ class KeyRule:
 
 
 @cache
-def rules() -> dict[str, KeyRule]:
+def rules() -> Mapping[str, KeyRule]:
+    """The table, read once; read-only, since every run shares it."""
     table = yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8"))
-    return {
+    return MappingProxyType({
         key: KeyRule(
             alias=entry.get("alias"),
             values=entry.get("values"),
@@ -45,7 +48,7 @@ def rules() -> dict[str, KeyRule]:
             stages=tuple(entry.get("stages", ())),
         )
         for key, entry in table.items()
-    }
+    })
 
 
 def _same(value: Any, neutral: Any) -> bool:
