@@ -54,27 +54,22 @@ def _steps(out: Path) -> list[int]:
 
 
 def test_overwrite_removes_only_lmforge_files_even_in_the_working_directory(
-    tiny_model_dir: Path, data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = tmp_path / "run"
-    run_training(_cfg(tiny_model_dir, data_file, out))
-    (out / "notes.txt").write_text("mine")
-    (out / "checkpoint-notes").mkdir()  # not a checkpoint-N name: the user's
-    run_training(_cfg(tiny_model_dir, data_file, out, overwrite_output_dir=True, max_steps=1))
-    assert (out / "notes.txt").read_text() == "mine" and (out / "checkpoint-notes").is_dir()
-    assert not (out / "checkpoint-2").exists() and (out / "checkpoint-1").is_dir()  # the old run is gone
-
     work = tmp_path / "work"
-    work.mkdir()
+    (work / "data").mkdir(parents=True)
     monkeypatch.chdir(work)
     (work / "train.yaml").write_text("my config")
-    (work / "data").mkdir()
     (work / "data" / "tiny.json").write_text(json.dumps(RECORDS))
-    run_training(_cfg(tiny_model_dir, Path("data/tiny.json"), ".", max_steps=1))
-    user_files = {name: digest for name, digest in _digest(work).items() if name in ("train.yaml", "data/tiny.json")}
+    run_training(_cfg(tiny_model_dir, Path("data/tiny.json"), "."))  # output_dir: . (checkpoint-1, -2)
+    (work / "notes.txt").write_text("mine")  # beside the previous run
+    (work / "checkpoint-notes").mkdir()  # not a checkpoint-N name: the user's
+    user_files = {name: _digest(work)[name] for name in ("train.yaml", "data/tiny.json", "notes.txt")}
     run_training(_cfg(tiny_model_dir, Path("data/tiny.json"), ".", overwrite_output_dir=True, max_steps=1))
     assert {name: _digest(work)[name] for name in user_files} == user_files
-    assert (work / "adapter_model.safetensors").is_file() and _steps(work)[-1] == 1
+    assert (work / "checkpoint-notes").is_dir()
+    assert not (work / "checkpoint-2").exists() and (work / "checkpoint-1").is_dir()  # the old run is gone
+    assert (work / "adapter_model.safetensors").is_file() and _steps(work) == [1]
 
 
 def test_failed_checks_write_nothing_and_the_fixed_rerun_starts(
@@ -97,13 +92,13 @@ def test_resume_of_a_finished_run_is_a_no_op_and_a_longer_one_continues(
     tiny_model_dir: Path, data_file: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    run_training(_cfg(tiny_model_dir, data_file, out))
+    run_training(_cfg(tiny_model_dir, data_file, out, max_steps=3))  # 2 steps per epoch: ends mid-epoch
     before = _digest(out)
-    again = run_training(_cfg(tiny_model_dir, data_file, out, resume_from_checkpoint=True))
-    assert again.already_finished and again.global_step == 2 and "train_loss" in again.metrics
+    again = run_training(_cfg(tiny_model_dir, data_file, out, max_steps=3, resume_from_checkpoint=True))
+    assert again.already_finished and again.global_step == 3 and "train_loss" in again.metrics
     assert _digest(out) == before  # not one step more, no file rewritten
-    longer = run_training(_cfg(tiny_model_dir, data_file, out, resume_from_checkpoint=True, max_steps=3))
-    assert not longer.already_finished and longer.global_step == 3 and _steps(out) == [1, 2, 3]
+    longer = run_training(_cfg(tiny_model_dir, data_file, out, resume_from_checkpoint=True, max_steps=4))
+    assert not longer.already_finished and longer.global_step == 4 and _steps(out) == [1, 2, 3, 4]
 
 
 def test_resume_of_a_run_that_died_before_its_first_checkpoint_starts_fresh(
@@ -148,3 +143,23 @@ def test_pretraining_a_base_model_without_chat_template(tokenizer, tmp_path: Pat
     assert run_training(cfg).global_step == 2
     saved = json.loads((out / "tokenizer_config.json").read_text())
     assert not saved.get("chat_template") and not (out / "chat_template.jinja").exists()
+
+
+def test_resume_from_a_checkpoint_at_the_target_trains_no_step_more(
+    tiny_model_dir: Path, data_file: Path, tmp_path: Path
+) -> None:
+    """Killed after the last checkpoint, before the final outputs: the relaunch only writes them."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    run_training(_cfg(tiny_model_dir, data_file, out, max_steps=3))  # 2 steps per epoch: stops mid-epoch
+    for name in ("adapter_model.safetensors", "all_results.json", "trainer_state.json"):
+        (out / name).unlink()
+    result = run_training(_cfg(tiny_model_dir, data_file, out, max_steps=3, resume_from_checkpoint=True))
+    assert result.global_step == 3 and _steps(out) == [1, 2, 3]
+    final, checkpoint = (
+        load_file(out / "adapter_model.safetensors"),
+        load_file(out / "checkpoint-3" / "adapter_model.safetensors"),
+    )
+    assert final.keys() == checkpoint.keys() and all((final[k] == checkpoint[k]).all() for k in final)
+    assert (out / "all_results.json").is_file()

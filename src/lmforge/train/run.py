@@ -69,7 +69,7 @@ def run_training(cfg: RunConfig) -> TrainResult:
         from lmforge.doctor.report import write_report
 
         write_report(checks, output_dir)
-    result = trainer.train(resume_from_checkpoint=resume)
+    result = _train(trainer, resume)
     return _save_outputs(cfg, trainer, result, output_dir)
 
 
@@ -180,12 +180,13 @@ def _setup_model(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
 
 def _setup_trainer(cfg: RunConfig, args: Any, model: Any, tokenizer: Any, data: Any) -> Any:
     from lmforge.data.collator import build_collator
-    from lmforge.train.callbacks import JsonlLogCallback
+    from lmforge.train.callbacks import JsonlLogCallback, StopAtTargetCallback
     from lmforge.train.reliability import reliability_callbacks
     from lmforge.train.trainer import LmforgeTrainer
 
     # The signal callback (last of the reliability ones) must run after every other callback.
     callbacks: list[Any] = [
+        StopAtTargetCallback(),  # first: it stops a resume at its target before anything else begins
         JsonlLogCallback(cfg.train.output_dir),
         *reliability_callbacks(cfg, datasets={"train": data.train, "eval": data.eval}),
     ]
@@ -202,6 +203,20 @@ def _setup_trainer(cfg: RunConfig, args: Any, model: Any, tokenizer: Any, data: 
         sparse_logits=cfg.train.sparse_logits,
         skip_nonfinite_steps=cfg.train.skip_nonfinite_steps,
     )
+
+
+def _train(trainer: Any, resume: str | None) -> Any:
+    """Train; a checkpoint already at the step target (the final save was cut off) trains no more."""
+    from transformers.trainer_utils import TrainOutput
+
+    from lmforge.train.callbacks import TargetAlreadyReached
+
+    try:
+        return trainer.train(resume_from_checkpoint=resume)
+    except TargetAlreadyReached as done:
+        logger.info("%s is at step %d of %d: training was complete; writing the final outputs only", resume,
+                    done.step, done.target)  # fmt: skip
+        return TrainOutput(done.step, 0.0, {"epoch": trainer.state.epoch, "resumed_complete_from": resume})
 
 
 def _save_outputs(cfg: RunConfig, trainer: Any, result: Any, output_dir: Path) -> TrainResult:
