@@ -181,7 +181,8 @@ def test_cli_doctor_reports_bad_config_key_without_traceback(config_file, capsys
 
     assert main(["doctor", str(config_file), "templte=chatml"]) == 1
     out = capsys.readouterr()
-    assert f"{config_file}: unknown key 'templte'" in out.out and "did you mean 'template'?" in out.out
+    # the mistake is in the override, not in the YAML file
+    assert "command line (templte=chatml): unknown key 'templte'" in out.out and "did you mean 'template'?" in out.out
     assert "doctor: 1 error(s)" in out.out
     assert "Traceback" not in out.out + out.err
 
