@@ -175,6 +175,11 @@ def _check_optim_name(name: str, switch: str | None) -> None:
             f"use_galore wraps AdamW, 8-bit AdamW or Adafactor, not optim: {name}",
             f"set optim to one of {', '.join(GALORE_BASES)}",
         )
+    if switch == "use_galore" and "8bit" in name and not _has_cuda():
+        raise LmforgeError(
+            f"use_galore with optim: {name} needs a CUDA GPU (galore_torch's 8-bit AdamW runs CUDA kernels only)",
+            "use optim: adamw_torch on this machine",
+        )
     if switch in ("use_apollo", "use_muon") and name not in PLAIN_ADAMW:
         raise LmforgeError(f"{switch} brings its own update rule; optim: {name} would be ignored", "remove optim")
 
@@ -243,6 +248,12 @@ def _check_update_in_backward(config: Any, what: str) -> None:
             " so a resume would restart their state",
             "resume without the layer-wise update, or start a new run",
         )
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _world_size() -> int:

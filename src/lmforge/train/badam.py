@@ -7,9 +7,10 @@ optimizer steps, in ``badam_switch_mode`` order; each switch starts the new bloc
 from zero (the method's design). The base optimizer is transformers' ``optim`` choice.
 
 badam 1.4's ``BlockOptimizer`` checkpoints only the base optimizer's state, so a resumed run would
-restart at the first block with moments for the wrong weights. ``ResumableBlockOptimizer`` also
-saves which block is active and the step count, and on load re-activates that block before the
-moments are restored: resume is exact.
+restart at the first block with moments for the wrong weights (and, since the scheduler's learning
+rate lives on the wrapper's groups, at the schedule's first rate for a step). ``ResumableBlockOptimizer``
+also saves which block is active, the step count and the learning rate, and on load re-activates
+that block before the moments are restored: resume is exact.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ class ResumableBlockOptimizer(BlockOptimizer):
         super().switch_trainable_params(verbose)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self.base_optimizer.state_dict(), "badam": {"global_step": self.global_step, **self._active}}
+        # The scheduler sets the learning rate on our groups; the base groups get it at the next step.
+        lrs = [group["lr"] for group in self.param_groups]
+        return {
+            **self.base_optimizer.state_dict(),
+            "badam": {"global_step": self.global_step, "lr": lrs, **self._active},
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
@@ -49,6 +55,8 @@ class ResumableBlockOptimizer(BlockOptimizer):
         self.switch_trainable_params()
         self.global_step = saved["global_step"]
         self.base_optimizer.load_state_dict(state_dict)
+        for group, lr in zip(self.param_groups, saved["lr"]):
+            group["lr"] = lr
 
     def state_tensors(self) -> list[Any]:
         """Adam moments of the active block plus its fp32 master copies (held by the optimizer too)."""

@@ -101,8 +101,10 @@ def _low_rank_optimizer(trainer: Any, config: OptimizerConfig, *, galore: bool) 
         }
         targets, layerwise = config.galore_target, config.galore_layerwise
         kwargs: dict[str, Any] = {"lr": args.learning_rate}
-        if cls.__name__ == "GaLoreAdafactor":
+        if args.optim == "adafactor":  # a fixed learning rate, as transformers' adafactor
             kwargs.update(scale_parameter=False, relative_step=False, warmup_init=False)
+        elif "8bit" in args.optim:  # galore_torch's 8-bit AdamW defaults to optim_bits=32
+            kwargs.update(adam_kwargs(args), optim_bits=8)
         else:
             kwargs.update(adam_kwargs(args), no_deprecation_warning=True)
     else:
@@ -152,7 +154,11 @@ def _layerwise(cls: type, groups: list[dict[str, Any]], kwargs: dict[str, Any]) 
 
 
 class _ProjectorStateHooks:
-    """Checkpoint GaLore/APOLLO projector objects as plain values (weights_only loads accept them)."""
+    """Checkpoint GaLore/APOLLO projector objects as plain values (weights_only loads accept them).
+
+    Only the numbers and tensors are saved (torch's loader would mangle strings inside per-weight
+    state); the class and ``proj_type`` come back from the parameter group on load.
+    """
 
     KEY = "lmforge_projector"
 
@@ -167,21 +173,29 @@ class _ProjectorStateHooks:
         for index, state in state_dict["state"].items():
             projector = state.get("projector")
             if projector is not None:
-                kind = f"{type(projector).__module__}:{type(projector).__qualname__}"
-                state = {**state, "projector": {cls.KEY: kind, **vars(projector)}}
+                plain = {k: v for k, v in vars(projector).items() if not isinstance(v, str)}
+                state = {**state, "projector": {cls.KEY: 1, **plain}}
             packed[index] = state
         return {**state_dict, "state": packed}
 
     @classmethod
     def from_plain(cls, optimizer: torch.optim.Optimizer) -> None:
-        for state in optimizer.state.values():
-            plain = state.get("projector")
-            if isinstance(plain, dict) and cls.KEY in plain:
-                module, name = plain.pop(cls.KEY).split(":")
-                projector_cls = getattr(importlib.import_module(module), name)
-                projector = projector_cls.__new__(projector_cls)
-                projector.__dict__.update(plain)
-                state["projector"] = projector
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                plain = optimizer.state.get(param, {}).get("projector")
+                if isinstance(plain, dict) and plain.pop(cls.KEY, None):
+                    projector_cls = cls.projector_class(group)
+                    projector = projector_cls.__new__(projector_cls)
+                    projector.__dict__.update(plain, proj_type=group["proj_type"])
+                    optimizer.state[param]["projector"] = projector
+
+    @staticmethod
+    def projector_class(group: dict[str, Any]) -> type:
+        if "proj" not in group:  # GaLore
+            return importlib.import_module("galore_torch.galore_projector").GaLoreProjector
+        if group["proj"] == "random":
+            return importlib.import_module("apollo_torch.random_projector").GradientProjector
+        return importlib.import_module("apollo_torch.svd_projector").GaLoreProjector
 
 
 class MuonWithAdamW(torch.optim.Optimizer):
@@ -217,6 +231,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.muon.load_state_dict(state_dict["muon"])
         self.adamw.load_state_dict(state_dict["adamw"])
+        self.param_groups = [*self.muon.param_groups, *self.adamw.param_groups]  # loading made new dicts
 
     def state_tensors(self) -> list[Any]:
         return [self.muon.state, self.adamw.state]

@@ -138,6 +138,8 @@ class ManifestCallback(TrainerCallback):
     def __init__(self, cfg: Any, datasets: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
         self.datasets = datasets
+        self.manifest: dict[str, Any] | None = None
+        self._stepped = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
@@ -147,4 +149,26 @@ class ManifestCallback(TrainerCallback):
             datasets = {"train": getattr(kwargs["train_dataloader"], "dataset", None)}
         manifest = build_manifest(self.cfg, datasets, model)
         manifest["resumed_from_step"] = state.global_step or None
-        write_manifest(args.output_dir, manifest)
+        self.manifest = manifest
+        self._record_optimizer(args, kwargs.get("optimizer"))
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.manifest is not None and not self._stepped:  # most optimizers allocate state at step 1
+            self._stepped = True
+            self._record_optimizer(args, kwargs.get("optimizer"))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.manifest is not None:
+            self._record_optimizer(args, kwargs.get("optimizer"))
+
+    def _record_optimizer(self, args: Any, optimizer: Any) -> None:
+        """The optimizer and its state size (sum of state tensor bytes, the largest seen), so the
+        saving of a memory-saving optimizer is on record."""
+        from lmforge.train.reliability.metrics import optimizer_state_bytes
+
+        assert self.manifest is not None
+        if optimizer is not None:
+            inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
+            size = max(optimizer_state_bytes(optimizer), self.manifest.get("optimizer", {}).get("state_bytes", 0))
+            self.manifest["optimizer"] = {"class": type(inner).__name__, "state_bytes": size}
+        write_manifest(args.output_dir, self.manifest)
