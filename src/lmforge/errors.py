@@ -15,5 +15,9 @@ class LmforgeError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        # Pickled across worker processes (datasets.map with num_proc): keep the hint too.
+        return (type(self), (self.message, self.hint))
+
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
