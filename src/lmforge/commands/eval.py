@@ -24,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     setup_logging()
+    if cfg.eval.task is not None and cfg.eval.do_predict:
+        raise LmforgeError("task and do_predict are both set: lmforge eval runs one of them", "remove one")
     if cfg.eval.task is None and cfg.eval.do_predict:
         from lmforge.eval.predict import run_predictions
 
@@ -33,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if cfg.eval.task is None:
         raise LmforgeError(
             "lmforge eval needs a task", "set task: <benchmark>_<split> (e.g. mmlu_test), or do_predict: true"
+        )
+    if cfg.model.infer_backend != "hf":
+        raise LmforgeError(
+            f"benchmarks are scored with transformers, not infer_backend: {cfg.model.infer_backend}",
+            "set infer_backend: hf for lmforge eval",
         )
     from lmforge.eval.multiple_choice import run_benchmark
 
