@@ -46,6 +46,19 @@ def test_loss_and_gradients_match_the_models_own(tiny_model_dir: Path) -> None:
         torch.testing.assert_close(param.grad, expected[name], atol=1e-6, rtol=1e-5)
 
 
+def test_a_forward_patched_onto_the_instance_takes_the_standard_path(tiny_model_dir: Path) -> None:
+    from types import MethodType
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    assert supports_trained_positions_loss(model)
+
+    def fused_forward(self, *args, **kwargs):  # as Liger patches its fused-CE forward in
+        return type(self).forward(self, *args, **kwargs)
+
+    model.forward = MethodType(fused_forward, model)
+    assert not supports_trained_positions_loss(model)
+
+
 def test_peft_model_gradients_match_the_standard_path(tiny_model_dir: Path) -> None:
     from peft import LoraConfig, get_peft_model
 

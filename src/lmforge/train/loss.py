@@ -12,8 +12,9 @@ the same sum over trained tokens divided by ``num_items_in_batch`` that transfor
 (with ``label_smoothing_factor`` as its LabelSmoother applies it), so accumulation and
 multi-process averaging keep their meaning; tests compare it with the standard path.
 
-Used only for architectures whose forward slices with ``slice_logits_to_keep`` and whose logits
-are a plain linear head (no soft-capping or logit scaling); other models take the standard path.
+Used only for architectures whose own forward (not one patched onto the instance, as Liger's is)
+slices with ``slice_logits_to_keep`` and whose logits are a plain linear head (no soft-capping or
+logit scaling); other models take the standard path.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def supports_trained_positions_loss(model: Any) -> bool:
         type(lm).__name__ in PLAIN_HEAD_MODELS
         and getattr(config, "final_logit_softcapping", None) is None
         and getattr(config, "logit_scale", None) in (None, 1, 1.0)
+        # A forward replaced on the instance (Liger's fused-CE forward) may not take a boolean
+        # logits_to_keep: only transformers' own forward is known to.
+        and getattr(lm.forward, "__func__", None) is type(lm).forward
     )
 
 
