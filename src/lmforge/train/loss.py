@@ -45,6 +45,7 @@ def supports_trained_positions_loss(model: Any) -> bool:
         # A forward replaced on the instance (Liger's fused-CE forward) may not take a boolean
         # logits_to_keep: only transformers' own forward is known to.
         and getattr(lm.forward, "__func__", None) is type(lm).forward
+        and type(lm).forward.__module__.startswith("transformers.")  # not patched onto the class either
     )
 
 
