@@ -31,3 +31,6 @@ class EvalConfig(BaseModel):
     predict_with_generate: bool = Field(
         False, description="With do_predict: generate answers and score them with BLEU-4 and ROUGE."
     )
+    compute_accuracy: bool = Field(
+        False, description="At each evaluation during training, also report token accuracy at trained positions."
+    )

@@ -34,6 +34,7 @@ def run_training(cfg: RunConfig) -> TrainResult:
     """Everything that can be validated is, before anything is written or any weight loads."""
     from transformers import set_seed
 
+    from lmforge.eval.token_accuracy import check_compute_accuracy
     from lmforge.train.arguments import build_training_arguments
     from lmforge.train.relaunch import finished_run, restarts_dead_run
     from lmforge.train.reliability import check_output_dir, requested_trackers, resolve_resume_checkpoint
@@ -52,6 +53,7 @@ def run_training(cfg: RunConfig) -> TrainResult:
     check_output_dir(cfg, resuming=resume is not None or restart)
     requested_trackers(cfg)
     _check_eval_data(cfg)
+    check_compute_accuracy(cfg)
     _check_adapters(cfg)
     args = build_training_arguments(cfg)
     set_seed(cfg.train.seed)
@@ -180,6 +182,7 @@ def _setup_model(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
 
 def _setup_trainer(cfg: RunConfig, args: Any, model: Any, tokenizer: Any, data: Any) -> Any:
     from lmforge.data.collator import build_collator
+    from lmforge.eval.token_accuracy import trainer_metric_kwargs
     from lmforge.train.callbacks import JsonlLogCallback, StopAtTargetCallback
     from lmforge.train.reliability import reliability_callbacks
     from lmforge.train.trainer import LmforgeTrainer
@@ -202,6 +205,7 @@ def _setup_trainer(cfg: RunConfig, args: Any, model: Any, tokenizer: Any, data: 
         optimizer_config=cfg.optimizer,
         sparse_logits=cfg.train.sparse_logits,
         skip_nonfinite_steps=cfg.train.skip_nonfinite_steps,
+        **trainer_metric_kwargs(cfg),  # compute_accuracy (eval/token_accuracy.py)
     )
 
 
