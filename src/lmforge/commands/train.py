@@ -27,5 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging()
     result = run_training(cfg)
+    if cfg.eval.do_predict:  # a predict run trains nothing (eval/predict.py)
+        print(f"lmforge: predictions in {result.output_dir}")
+        return 0
     print(f"lmforge: training finished at step {result.global_step}; outputs in {result.output_dir}")
     return 0
