@@ -67,7 +67,7 @@ def test_jieba_keeps_its_cache_under_lmforge_home() -> None:
 
 @pytest.mark.parametrize("command", ["train", "eval"])
 def test_predict_only_run_writes_predictions_and_their_scores(
-    tiny_model_dir: Path, tmp_path: Path, command: str
+    tiny_model_dir: Path, tmp_path: Path, command: str, capsys
 ) -> None:
     (tmp_path / "eval.json").write_text(json.dumps(RECORDS, ensure_ascii=False))
     out = tmp_path / "out"
@@ -85,6 +85,7 @@ def test_predict_only_run_writes_predictions_and_their_scores(
         f"output_dir={out}",
     ]
     assert lmforge(args) == 0
+    assert f"lmforge: predictions in {out}" in capsys.readouterr().out
     rows = [json.loads(line) for line in (out / "generated_predictions.jsonl").read_text().splitlines()]
     assert [row["label"] for row in rows] == ["Hi!", "1 2 3", "你好！"]
     assert rows[0]["prompt"] == "<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n"
