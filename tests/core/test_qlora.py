@@ -145,7 +145,7 @@ def test_missing_bitsandbytes_names_the_extra_and_writes_nothing(
 @pytest.fixture(scope="module", params=[4, 8], ids=["nf4", "int8"])
 def quantized(request, tiny_model_dir: Path, tokenizer) -> tuple[int, Any]:
     cfg = build_config({"model_name_or_path": str(tiny_model_dir), "quantization_bit": request.param})
-    return request.param, load_model(cfg, tokenizer, trainable=False)
+    return request.param, load_model(cfg.model, tokenizer)
 
 
 def test_quantized_layers_are_bitsandbytes_and_counts_are_unpacked(quantized) -> None:
@@ -234,9 +234,9 @@ def test_qlora_adapter_stays_beside_the_quantized_base_for_inference(
     from peft import PeftModel
 
     flat = {"model_name_or_path": str(tiny_model_dir), "adapter_name_or_path": str(nf4_adapter)}
-    model = load_model(build_config({**flat, "quantization_bit": 4}), tokenizer)
+    model = load_model(build_config({**flat, "quantization_bit": 4}).model, tokenizer)
     assert isinstance(model, PeftModel)  # not merged: merging would round the nf4 weights again
-    plain = load_model(build_config(flat), tokenizer)
+    plain = load_model(build_config(flat).model, tokenizer)
     assert not isinstance(plain, PeftModel)  # on the full-precision base it is merged, as for LoRA
     ids = torch.tensor([tokenizer.encode("Say hello.")])
     with torch.no_grad():
@@ -309,7 +309,7 @@ def test_builtin_qlora_int8_trains_and_storage_matches(tmp_path: Path, builtin_d
     assert lmforge(_builtin_run(tmp_path / "int8", 8)) == 0
     losses = _losses(tmp_path / "int8")
     assert losses[-1] < losses[0]
-    model = load_model(build_config({"model_name_or_path": str(builtin_dir), "quantization_bit": 4}), tokenizer)
+    model = load_model(build_config({"model_name_or_path": str(builtin_dir), "quantization_bit": 4}).model, tokenizer)
     reported, independent = parameter_storage_bytes(model), _state_dict_bytes(model)
     assert abs(reported - independent) <= 0.02 * independent
     assert count_parameters(model)[1] == 134_515_008

@@ -46,7 +46,7 @@ def test_inference_model_is_loaded_in_bf16_and_moved_to_the_gpu(cuda_present, mo
         return real_to(module, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", to)
-    model = load_model(build_config({"model_name_or_path": str(tiny_model_dir), "template": "chatml"}), tokenizer)
+    model = load_model(build_config({"model_name_or_path": str(tiny_model_dir), "template": "chatml"}).model, tokenizer)
     assert model.dtype == torch.bfloat16
     assert moved == [torch.device("cuda", 0)]
 

@@ -74,8 +74,7 @@ def load_unmerged(cfg: RunConfig, tokenizer: Any) -> Any:
     from lmforge.models.loader import load_model
 
     adapters = cfg.model.adapter_name_or_path or []
-    base_cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"adapter_name_or_path": None})})
-    model = load_model(base_cfg, tokenizer, trainable=False)
+    model = load_model(cfg.model.model_copy(update={"adapter_name_or_path": None}), tokenizer)
     for i, path in enumerate(adapters):
         try:
             model = PeftModel.from_pretrained(model, path)

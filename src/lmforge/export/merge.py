@@ -35,7 +35,7 @@ def export_model(cfg: RunConfig) -> Path:
     # generation config that stops at the end of turn: the export carries those.
     trained = _last_adapter_dir(cfg)
     tokenizer = load_tokenizer(cfg.model, folder=str(trained) if trained else None)
-    model = load_model(cfg, tokenizer, trainable=False)
+    model = load_model(cfg.model, tokenizer)
     if cfg.export.export_dtype != "auto":
         model = model.to(getattr(torch, cfg.export.export_dtype))
     if trained and (trained / "generation_config.json").is_file():

@@ -27,7 +27,7 @@ class _RequestHandle(Handle):
 class HfEngine(Engine):
     def __init__(self, cfg: RunConfig, *, max_batch_size: int = 16, max_queue: int = 64) -> None:
         self.tokenizer, self.template, _ = build_tokenizer_and_template(cfg)
-        self.model = load_model(cfg, self.tokenizer, trainable=False)
+        self.model = load_model(cfg.model, self.tokenizer)
         self.model_name = cfg.model.model_name_or_path
         self.defaults = SamplingParams.from_config(cfg.generate)
         self.context_len = _context_len(self.model, cfg.data.cutoff_len)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lmforge.config.schema import RunConfig
+from lmforge.config.method import MethodConfig
+from lmforge.config.model import ModelConfig
+from lmforge.config.train import TrainConfig
 from lmforge.errors import LmforgeError
 from lmforge.models.device import (
     attention_implementation,
@@ -27,49 +29,73 @@ from lmforge.models.resolve import resolve_model
 logger = logging.getLogger(__name__)
 
 
-def load_model(cfg: RunConfig, tokenizer: Any, *, trainable: bool = False) -> Any:
-    from transformers import AutoModelForCausalLM
+def load_model(
+    model_cfg: ModelConfig,
+    tokenizer: Any,
+    *,
+    train: TrainConfig | None = None,
+    method: MethodConfig | None = None,
+    head: str = "causal_lm",
+) -> Any:
+    """Weights of one model config, so a stage can load its policy, reference, reward or teacher model
+    each from its own path, adapters, dtype and quantization.
 
-    resolved = resolve_model(cfg.model.model_name_or_path)
-    if trainable:
-        dtype, bf16, fp16 = training_precision(cfg.train.bf16, cfg.train.fp16, cfg.train.pure_bf16)
-        quantization = bitsandbytes_config(cfg.model, compute_dtype(bf16 or cfg.train.pure_bf16, fp16))
+    - ``train`` None: inference (``infer_dtype``, best device, adapters merged, eval mode);
+    - ``train`` and ``method``: the model being trained, in training precision, the method applied;
+    - ``train`` alone: a frozen model of a training run (reference, reward, teacher): training
+      precision, adapters merged, no gradients, eval mode; the trainer places it.
+
+    ``head``: ``causal_lm`` or ``seq_cls`` (one score per sequence: a reward model, ``num_labels: 1``).
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    resolved = resolve_model(model_cfg.model_name_or_path)
+    if train is not None:
+        dtype, bf16, fp16 = training_precision(train.bf16, train.fp16, train.pure_bf16)
+        quantization = bitsandbytes_config(model_cfg, compute_dtype(bf16 or train.pure_bf16, fp16))
     else:
-        dtype = inference_dtype(cfg.model.infer_dtype)
-        quantization = bitsandbytes_config(cfg.model, dtype)
+        dtype = inference_dtype(model_cfg.infer_dtype)
+        quantization = bitsandbytes_config(model_cfg, dtype)
+    auto_class, extra = AutoModelForCausalLM, {}
+    if head == "seq_cls":
+        auto_class, extra = AutoModelForSequenceClassification, {"num_labels": 1}
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model = auto_class.from_pretrained(
             resolved.path,
             dtype=dtype,
-            attn_implementation=attention_implementation(cfg.model.flash_attn),
-            trust_remote_code=cfg.model.trust_remote_code,
-            revision=cfg.model.model_revision,
-            cache_dir=cfg.model.cache_dir,
+            attn_implementation=attention_implementation(model_cfg.flash_attn),
+            trust_remote_code=model_cfg.trust_remote_code,
+            revision=model_cfg.model_revision,
+            cache_dir=model_cfg.cache_dir,
             quantization_config=quantization,
+            **extra,
         )
     except (OSError, ValueError) as err:
         raise LmforgeError(f"cannot load model from {resolved.path}: {str(err).splitlines()[0]}") from None
     _align_special_tokens(model, tokenizer)
-    if cfg.model.enable_liger_kernel:
+    if model_cfg.enable_liger_kernel:
         _apply_liger(model)
-    if not trainable:
-        model = _place_for_inference(model)
-        model = _merge_adapters(model, cfg.model.adapter_name_or_path or [])
+    if train is None or method is None:
+        if train is None:
+            model = _place_for_inference(model)
+        model = _merge_adapters(model, model_cfg.adapter_name_or_path or [])
+        if train is not None:
+            model.requires_grad_(False)  # a frozen model of the run: no gradients, no optimizer state
         model.eval()
         return model
     # No KV cache in training: it is useless there, and with it transformers 5.23 skips the
     # packed-sequence mask, so neat_packing samples would see each other.
     model.config.use_cache = False
     if quantization is not None:
-        model = prepare_for_kbit_training(model, cfg.train.gradient_checkpointing)
-    elif cfg.train.gradient_checkpointing:
+        model = prepare_for_kbit_training(model, train.gradient_checkpointing)
+    elif train.gradient_checkpointing:
         # Reentrant checkpointing (LLaMA-Factory's default too): measured here 12% less peak memory
         # and 10% more tokens/s than the non-reentrant variant on the same LoRA run.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
         model.enable_input_require_grads()  # adapters: inputs of frozen embeddings need grads
-    if cfg.model.upcast_layernorm:
+    if model_cfg.upcast_layernorm:
         upcast_layernorms(model)
-    model = apply_method(model, cfg.method, cfg.model.adapter_name_or_path)
+    model = apply_method(model, method, model_cfg.adapter_name_or_path)
     trainable_count, total = count_parameters(model)
     logger.info(
         "trainable params: %s of %s (%.4f%%)", f"{trainable_count:,}", f"{total:,}", 100 * trainable_count / total

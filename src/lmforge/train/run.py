@@ -1,9 +1,11 @@
-"""``run_training(cfg)``: one run of a causal-LM stage (pt, sft), top to bottom.
+"""``run_training(cfg)``: one run of any stage (train/stages/: pt, sft, ...), top to bottom.
 
-config checks → tokenizer + template → data → template checks → model + method → trainer →
-output dir → train → save. Every check that can fail (output_dir, resume, trackers, eval data,
-adapters, training arguments, template checks, lora_target) runs before the first byte is written
-to output_dir, so a failed run never blocks its own fixed rerun. Nothing happens at import time.
+stage lookup → config checks (the stage's too) → training arguments → tokenizer + template → data
+→ template checks → model + method → the stage's other models → trainer → output dir → train →
+save. Every check that can fail (output_dir, resume, trackers, eval data, adapters, training
+arguments, template checks, lora_target) runs before the first byte is written to output_dir, so a
+failed run never blocks its own fixed rerun. The training arguments exist before any weight loads;
+only the main process (``args.should_save``) writes. Nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def run_training(cfg: RunConfig) -> TrainResult:
     from lmforge.train.arguments import build_training_arguments
     from lmforge.train.relaunch import finished_run, restarts_dead_run
     from lmforge.train.reliability import check_output_dir, requested_trackers, resolve_resume_checkpoint
+    from lmforge.train.stages import StageParts, get_stage
 
     if cfg.eval.do_predict:  # predictions for eval_dataset instead of training: eval/predict.py
         from lmforge.eval.predict import run_predictions
@@ -48,6 +51,7 @@ def run_training(cfg: RunConfig) -> TrainResult:
         step, metrics = finished
         logger.info("%s holds a finished run (step %d): nothing to resume, nothing changed", cfg.train.output_dir, step)
         return TrainResult(Path(cfg.train.output_dir), metrics, step, already_finished=True)
+    stage = get_stage(cfg.method.stage)
     resume = resolve_resume_checkpoint(cfg)
     restart = restarts_dead_run(cfg, resume)
     check_output_dir(cfg, resuming=resume is not None or restart)
@@ -55,22 +59,28 @@ def run_training(cfg: RunConfig) -> TrainResult:
     _check_eval_data(cfg)
     check_compute_accuracy(cfg)
     _check_adapters(cfg)
-    args = build_training_arguments(cfg)
+    stage.check(cfg)
+    args = build_training_arguments(cfg)  # before any weight loads (ZeRO-3 partitions at load time)
     set_seed(cfg.train.seed)
     if _trains_on_raw_text(cfg):
         tokenizer, template, own_chat_template = _setup_raw_text_tokenizer(cfg)
     else:
         tokenizer, template, own_chat_template = _setup_tokenizer_and_template(cfg)
     data = _setup_data(cfg, tokenizer, template)
-    checks = _check_template(cfg, tokenizer, template, own_chat_template)
-    model = _setup_model(cfg, tokenizer, template)
-    trainer = _setup_trainer(cfg, args, model, tokenizer, data)
-    output_dir = prepare_output_dir(cfg, resuming=resume is not None, replace=True if restart else None)
-    save_run_config(cfg, output_dir)
-    if checks is not None:
-        from lmforge.doctor.report import write_report
+    checks = _check_template(cfg, stage, tokenizer, template, own_chat_template)
+    model = _setup_model(cfg, stage, tokenizer, template)
+    parts = StageParts(cfg, args, model, tokenizer, template, data, _callbacks(cfg, data))
+    parts.models = stage.load_models(cfg, tokenizer)  # reference / reward / teacher: frozen
+    stage.prepare_data(parts)  # e.g. reference log-probs, from the weights before any resume
+    trainer = stage.build_trainer(parts)
+    output_dir = Path(cfg.train.output_dir)
+    if args.should_save:  # the main process alone writes output_dir
+        output_dir = prepare_output_dir(cfg, resuming=resume is not None, replace=True if restart else None)
+        save_run_config(cfg, output_dir)
+        if checks is not None:
+            from lmforge.doctor.report import write_report
 
-        write_report(checks, output_dir)
+            write_report(checks, output_dir)
     result = _train(trainer, resume)
     return _save_outputs(cfg, trainer, result, output_dir)
 
@@ -146,12 +156,12 @@ def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
     return data
 
 
-def _check_template(cfg: RunConfig, tokenizer: Any, template: Any, own_chat_template: str | None) -> Any:
+def _check_template(cfg: RunConfig, stage: Any, tokenizer: Any, template: Any, own_chat_template: str | None) -> Any:
     """Pre-flight template checks (docs/templates.md); strict mode stops here, before weights load.
 
     The report stays in memory: it is written to output_dir once every check has passed.
     """
-    if cfg.method.stage != "sft" or cfg.data.template_checks == "off":
+    if not stage.template_checks or cfg.data.template_checks == "off":
         return None
     from lmforge.data.pipeline import load_records
     from lmforge.doctor.checks import run_template_checks
@@ -163,11 +173,11 @@ def _check_template(cfg: RunConfig, tokenizer: Any, template: Any, own_chat_temp
     return report
 
 
-def _setup_model(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
+def _setup_model(cfg: RunConfig, stage: Any, tokenizer: Any, template: Any) -> Any:
     """Weights with the method applied; generation stops at the template's end of turn (if any)."""
     from lmforge.models.loader import load_model
 
-    model = load_model(cfg, tokenizer, trainable=True)
+    model = load_model(cfg.model, tokenizer, train=cfg.train, method=cfg.method, head=stage.head)
     generation_config = getattr(model, "generation_config", None)
     if generation_config is not None:
         eos = generation_config.eos_token_id
@@ -180,33 +190,16 @@ def _setup_model(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
     return model
 
 
-def _setup_trainer(cfg: RunConfig, args: Any, model: Any, tokenizer: Any, data: Any) -> Any:
-    from lmforge.data.collator import build_collator
-    from lmforge.eval.token_accuracy import trainer_metric_kwargs
+def _callbacks(cfg: RunConfig, data: Any) -> list[Any]:
+    """Every stage's callbacks; the signal callback (last of the reliability ones) runs after all others."""
     from lmforge.train.callbacks import JsonlLogCallback, StopAtTargetCallback
     from lmforge.train.reliability import reliability_callbacks
-    from lmforge.train.trainer import LmforgeTrainer
 
-    # The signal callback (last of the reliability ones) must run after every other callback.
-    callbacks: list[Any] = [
+    return [
         StopAtTargetCallback(),  # first: it stops a resume at its target before anything else begins
         JsonlLogCallback(cfg.train.output_dir),
         *reliability_callbacks(cfg, datasets={"train": data.train, "eval": data.eval}),
     ]
-    return LmforgeTrainer(
-        model=model,
-        args=args,
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        data_collator=build_collator(cfg, tokenizer),
-        processing_class=tokenizer,
-        callbacks=callbacks,
-        loraplus_lr_ratio=cfg.method.loraplus_lr_ratio,
-        optimizer_config=cfg.optimizer,
-        sparse_logits=cfg.train.sparse_logits,
-        skip_nonfinite_steps=cfg.train.skip_nonfinite_steps,
-        **trainer_metric_kwargs(cfg),  # compute_accuracy (eval/token_accuracy.py)
-    )
 
 
 def _train(trainer: Any, resume: str | None) -> Any:
@@ -224,26 +217,33 @@ def _train(trainer: Any, resume: str | None) -> Any:
 
 
 def _save_outputs(cfg: RunConfig, trainer: Any, result: Any, output_dir: Path) -> TrainResult:
-    """Weights or adapter (safetensors), tokenizer with chat template, generation config, metrics, plot."""
+    """Weights or adapter (safetensors), tokenizer with chat template, generation config, metrics, plot.
+
+    Every process takes part in saving the model (sharded weights gather) and in the evaluation;
+    only the main one writes files.
+    """
     from lmforge.train.callbacks import plot_loss
 
     trainer.save_model(str(output_dir))
+    main = trainer.args.should_save
     model = trainer.model
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base, "generation_config", None) is not None:
+    if main and getattr(base, "generation_config", None) is not None:
         base.generation_config.save_pretrained(str(output_dir))
     metrics = dict(result.metrics)
     trainer.log_metrics("train", metrics)
-    write_json(output_dir / "train_results.json", metrics)
     if trainer.args.do_eval and trainer.eval_dataset is not None:
         eval_metrics = trainer.evaluate()
-        write_json(output_dir / "eval_results.json", eval_metrics)
         metrics.update(eval_metrics)
-    write_json(output_dir / "all_results.json", metrics)
-    trainer.state.save_to_json(str(output_dir / "trainer_state.json"))
-    if cfg.train.plot_loss:
-        picture = plot_loss(output_dir)
-        if picture is not None:
-            logger.info("loss curve: %s", picture)
-    logger.info("saved to %s", output_dir)
+        if main:
+            write_json(output_dir / "eval_results.json", eval_metrics)
+    if main:
+        write_json(output_dir / "train_results.json", dict(result.metrics))
+        write_json(output_dir / "all_results.json", metrics)
+        trainer.state.save_to_json(str(output_dir / "trainer_state.json"))
+        if cfg.train.plot_loss:
+            picture = plot_loss(output_dir)
+            if picture is not None:
+                logger.info("loss curve: %s", picture)
+        logger.info("saved to %s", output_dir)
     return TrainResult(output_dir=output_dir, metrics=metrics, global_step=result.global_step)

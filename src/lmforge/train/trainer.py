@@ -1,6 +1,10 @@
-"""The Trainer every causal-LM stage uses: transformers' Trainer with trustworthy checkpoints (no pickles), the
-non-finite loss guard and step metrics (ReliableTrainerMixin), LoRA+ optimizer groups, and the
-LM head computed only at trained positions (under the model's own forward and its autocast).
+"""What every stage's trainer shares, and the trainer of the causal-LM stages (pt, sft).
+
+``LmforgeTrainerMixin`` (mix it in before any transformers or trl Trainer class): trustworthy
+checkpoints (no pickles), the non-finite loss guard and step metrics (ReliableTrainerMixin), LoRA+
+optimizer groups and lmforge's optimizers (GaLore, APOLLO, BAdam, Muon, LOMO: train/optimizers.py).
+``LmforgeTrainer`` adds the LM head computed only at trained positions (under the model's own
+forward and its autocast).
 
 Loss over accumulation steps is normalised by the count of trained tokens in the whole
 accumulated batch (transformers passes ``num_items_in_batch`` to the model), so batch 1 x
@@ -18,17 +22,31 @@ from lmforge.train.loss import supports_trained_positions_loss, trained_position
 from lmforge.train.reliability import ReliableTrainerMixin
 
 
-class LmforgeTrainer(ReliableTrainerMixin, Trainer):
+class LmforgeTrainerMixin(ReliableTrainerMixin):
+    """Extra keyword arguments: ``loraplus_lr_ratio``, ``optimizer_config`` (cfg.optimizer), and
+    ReliableTrainerMixin's ``skip_nonfinite_steps`` / ``checkpoint_writer``."""
+
     def __init__(
-        self,
-        *args: Any,
-        loraplus_lr_ratio: float | None = None,
-        sparse_logits: bool = True,
-        optimizer_config: Any = None,
-        **kwargs: Any,
+        self, *args: Any, loraplus_lr_ratio: float | None = None, optimizer_config: Any = None, **kwargs: Any
     ) -> None:
         self.loraplus_lr_ratio = loraplus_lr_ratio
         self.optimizer_config = optimizer_config  # cfg.optimizer: GaLore, APOLLO, BAdam, Muon (train/optimizers.py)
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:  # type: ignore[has-type]
+            from lmforge.train.optimizers import build_optimizer
+
+            self.optimizer = build_optimizer(self, self.optimizer_config)  # None: transformers chooses
+        if self.loraplus_lr_ratio is None or self.optimizer is not None:
+            upstream = super().create_optimizer  # type: ignore[misc]
+            return upstream(model) if model is not None else upstream()
+        self.optimizer = _loraplus_optimizer(self, self.loraplus_lr_ratio)  # type: ignore[arg-type]
+        return self.optimizer
+
+
+class LmforgeTrainer(LmforgeTrainerMixin, Trainer):
+    def __init__(self, *args: Any, sparse_logits: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sparse_logits = sparse_logits and supports_trained_positions_loss(self.model)
 
@@ -59,16 +77,6 @@ class LmforgeTrainer(ReliableTrainerMixin, Trainer):
             loss_scale = self.accelerator.num_processes // self.get_tp_size()
             loss = loss * (loss_scale if self.args.n_gpu <= 1 else self.args.n_gpu)
         return loss
-
-    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
-        if self.optimizer is None:
-            from lmforge.train.optimizers import build_optimizer
-
-            self.optimizer = build_optimizer(self, self.optimizer_config)  # None: transformers chooses
-        if self.loraplus_lr_ratio is None or self.optimizer is not None:
-            return super().create_optimizer(model) if model is not None else super().create_optimizer()
-        self.optimizer = _loraplus_optimizer(self, self.loraplus_lr_ratio)
-        return self.optimizer
 
 
 def _loraplus_optimizer(trainer: Trainer, ratio: float) -> torch.optim.Optimizer:

@@ -1,0 +1,76 @@
+"""Which tokenized rows each stage trains on: the record fields it needs and its batch encoder.
+
+The data side of a stage (``train/stages/<name>.py`` names its ``Encoding``): ``data/pipeline.py``
+asks ``encoding_for(stage)`` for the ``datasets.map`` function, the columns that hold trained
+tokens (for the length statistics and the drop of rows truncation left untrained), and the check
+that a data set carries the fields the stage needs, run before any record is converted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmforge.data.processors import IGNORE_INDEX, pretrain_batch, supervised_batch
+from lmforge.data.registry import DatasetAttr
+from lmforge.errors import LmforgeError
+
+
+def _no_check(attr: DatasetAttr, stage: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """One way of turning canonical records into tokenized rows.
+
+    ``sequences``: the (input_ids, labels) column pairs of one row; a row is kept when every one of
+    them still trains a token after truncation, and its statistics are those of its longest one.
+    """
+
+    name: str
+    batch: Callable[..., dict[str, list[Any]]]
+    kwargs: Callable[[Any, Any, Any], dict[str, Any]]  # (cfg, tokenizer, template) -> batch kwargs
+    sequences: tuple[tuple[str, str], ...] = (("input_ids", "labels"),)
+    check_attr: Callable[[DatasetAttr, str], None] = field(default=_no_check)
+
+    def trained_counts(self, tokens: Any) -> list[int]:
+        """Per row, the fewest trained tokens among its sequences (slicing a column reads it in one batch)."""
+        per_sequence = [
+            [len(labels) - labels.count(IGNORE_INDEX) for labels in tokens[label_column][:]]
+            for _, label_column in self.sequences
+        ]
+        return [min(counts) for counts in zip(*per_sequence, strict=True)]
+
+    def lengths(self, tokens: Any) -> list[int]:
+        per_sequence = [[len(ids) for ids in tokens[ids_column][:]] for ids_column, _ in self.sequences]
+        return [max(lengths) for lengths in zip(*per_sequence, strict=True)]
+
+
+def _pretrain_kwargs(cfg: Any, tokenizer: Any, template: Any) -> dict[str, Any]:
+    return {"tokenizer": tokenizer, "cutoff_len": cfg.data.cutoff_len}
+
+
+def _supervised_kwargs(cfg: Any, tokenizer: Any, template: Any) -> dict[str, Any]:
+    data = cfg.data
+    return {
+        "tokenizer": tokenizer,
+        "template": template,
+        "cutoff_len": data.cutoff_len,
+        "train_on_prompt": data.train_on_prompt,
+        "mask_history": data.mask_history,
+        "default_system": data.default_system,
+    }
+
+
+PRETRAIN = Encoding("pretrain", pretrain_batch, _pretrain_kwargs)
+SUPERVISED = Encoding("supervised", supervised_batch, _supervised_kwargs)
+# Stage name -> encoding; each stage module in train/stages/ names the same object (a test checks).
+ENCODINGS: dict[str, Encoding] = {"pt": PRETRAIN, "sft": SUPERVISED}
+
+
+def encoding_for(stage: str) -> Encoding:
+    if stage not in ENCODINGS:
+        raise LmforgeError(f"stage {stage!r} has no data encoding", f"use one of: {', '.join(ENCODINGS)}")
+    return ENCODINGS[stage]
