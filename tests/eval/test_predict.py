@@ -95,3 +95,29 @@ def test_predict_only_run_writes_predictions_and_their_scores(
     expected = similarity([row["predict"] for row in rows], [row["label"] for row in rows])
     assert {k: results[k] for k in expected} == pytest.approx(expected)
     assert lmforge(args) == 1  # the predictions are there: refused without overwrite_output_dir
+
+
+def test_train_then_predict_answers_as_the_saved_adapter_does(tiny_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "data.json").write_text(json.dumps(RECORDS, ensure_ascii=False))
+    common = [f"model_name_or_path={tiny_model_dir}", "template=chatml", f"eval_dataset={tmp_path / 'data.json'}"]
+    common += ["do_predict=true", "predict_with_generate=true", "do_sample=false", "max_new_tokens=6"]
+    trained, again = tmp_path / "trained", tmp_path / "again"
+    train = [f"dataset={tmp_path / 'data.json'}", "do_train=true", "max_steps=2", "learning_rate=1e-2"]
+    assert lmforge(["train", *common, *train, "cutoff_len=64", "save_strategy=no", f"output_dir={trained}"]) == 0
+    assert (trained / "adapter_model.safetensors").is_file()
+    assert lmforge(["train", *common, f"adapter_name_or_path={trained}", f"output_dir={again}"]) == 0
+    after_training = (trained / "generated_predictions.jsonl").read_text()
+    assert after_training == (again / "generated_predictions.jsonl").read_text()
+
+
+def test_predictions_after_training_use_the_saved_model(tmp_path: Path) -> None:
+    from lmforge.config import build_config
+    from lmforge.eval.predict import trained_model_config
+
+    out = tmp_path / "out"
+    lora = build_config({"adapter_name_or_path": "a,b", "do_predict": True})
+    assert trained_model_config(lora, out).model.adapter_name_or_path == ["a", str(out)]  # b was continued
+    stacked = build_config({"adapter_name_or_path": "a,b", "create_new_adapter": True})
+    assert trained_model_config(stacked, out).model.adapter_name_or_path == ["a", "b", str(out)]
+    full = trained_model_config(build_config({"finetuning_type": "full"}), out).model
+    assert (full.model_name_or_path, full.adapter_name_or_path) == (str(out), None)

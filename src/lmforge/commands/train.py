@@ -23,12 +23,13 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides) + (["resume_from_checkpoint=true"] if args.resume else [])
     cfg = load_config(args.config, overrides)  # config mistakes show before the slow imports below
+    from lmforge.eval.predict import predicts_only
     from lmforge.train.run import run_training
 
     setup_logging()
     result = run_training(cfg)
-    if cfg.eval.do_predict:  # a predict run trains nothing (eval/predict.py)
+    if not predicts_only(cfg):
+        print(f"lmforge: training finished at step {result.global_step}; outputs in {result.output_dir}")
+    if cfg.eval.do_predict:  # eval/predict.py
         print(f"lmforge: predictions in {result.output_dir}")
-        return 0
-    print(f"lmforge: training finished at step {result.global_step}; outputs in {result.output_dir}")
     return 0

@@ -1,4 +1,5 @@
-"""``run_predictions(cfg)``: answer every ``eval_dataset`` record and score the answers.
+"""``run_predictions(cfg)``: answer every ``eval_dataset`` record and score the answers, instead
+of training (``predicts_only``) or with the model a training run just saved (``predict_trained``).
 
 The prompt of a record is its conversation up to the last assistant turn, rendered with the run's
 template (as training rendered it); the reference is that last assistant turn. Answers come from
@@ -28,11 +29,6 @@ OUTPUTS = ("generated_predictions.jsonl", "predict_results.json")
 
 def check_predict_config(cfg: RunConfig) -> None:
     """What a predict run needs, checked before anything loads or is written."""
-    if cfg.train.do_train and cfg.explicitly_set("do_train"):
-        raise LmforgeError(
-            "do_predict and do_train: true in one run: lmforge predicts in a run of its own",
-            "train first, then predict with do_train: false and adapter_name_or_path: <the run's output_dir>",
-        )
     if not cfg.data.eval_dataset:
         raise LmforgeError(
             "do_predict needs eval_dataset: the records to answer", "set eval_dataset: a name or a file path"
@@ -55,12 +51,37 @@ def check_predict_config(cfg: RunConfig) -> None:
         )
 
 
-def run_predictions(cfg: RunConfig, engine: Any = None) -> Path:
+def predicts_only(cfg: RunConfig) -> bool:
+    """do_predict trains first only with an explicit ``do_train: true`` (LLaMA-Factory's predict
+    configs leave do_train unset, and its default is false)."""
+    return cfg.eval.do_predict and not (cfg.train.do_train and cfg.explicitly_set("do_train"))
+
+
+def trained_model_config(cfg: RunConfig, output_dir: Path) -> RunConfig:
+    """The config of the model a training run saved in ``output_dir``: its LoRA adapter on top of
+    the adapters it was trained on (merged ones, as methods.py merges them), or its full weights."""
+    model = cfg.model
+    if cfg.method.finetuning_type == "lora":
+        adapters = list(model.adapter_name_or_path or [])
+        kept = adapters if cfg.method.create_new_adapter else adapters[:-1]
+        model = model.model_copy(update={"adapter_name_or_path": [*kept, str(output_dir)]})
+    else:
+        model = model.model_copy(update={"model_name_or_path": str(output_dir), "adapter_name_or_path": None})
+    return cfg.model_copy(update={"model": model})
+
+
+def predict_trained(cfg: RunConfig, output_dir: Path) -> Path:
+    """Predictions of the model a training run just saved (checked before it trained)."""
+    return run_predictions(trained_model_config(cfg, output_dir), checked=True)
+
+
+def run_predictions(cfg: RunConfig, engine: Any = None, *, checked: bool = False) -> Path:
     """Predictions for ``eval_dataset``; ``engine`` reuses a loaded one (else one is built from cfg)."""
     from lmforge.infer.engine import build_engine
     from lmforge.infer.params import SamplingParams
 
-    check_predict_config(cfg)
+    if not checked:
+        check_predict_config(cfg)
     records = _eval_records(cfg)
     own_engine = engine is None
     engine = engine or build_engine(cfg, max_batch_size=_batch_size(cfg))

@@ -22,6 +22,11 @@ def check_compute_accuracy(cfg: RunConfig) -> None:
     """compute_accuracy is measured at evaluations: refuse it where there are none."""
     if not cfg.eval.compute_accuracy:
         return
+    if cfg.method.stage not in ("pt", "sft"):
+        raise LmforgeError(
+            f"compute_accuracy is a next-token accuracy of stages pt and sft (stage is {cfg.method.stage!r})",
+            "remove compute_accuracy",
+        )
     if cfg.train.eval_strategy == "no" and not cfg.train.do_eval:
         raise LmforgeError(
             "compute_accuracy is measured at evaluations, and this run has none",

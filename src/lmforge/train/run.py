@@ -42,10 +42,12 @@ def run_training(cfg: RunConfig) -> TrainResult:
     from lmforge.train.reliability import check_output_dir, requested_trackers, resolve_resume_checkpoint
     from lmforge.train.stages import StageParts, get_stage
 
-    if cfg.eval.do_predict:  # predictions for eval_dataset instead of training: eval/predict.py
-        from lmforge.eval.predict import run_predictions
+    if cfg.eval.do_predict:  # eval/predict.py: predictions for eval_dataset, instead of or after training
+        from lmforge.eval.predict import check_predict_config, predicts_only, run_predictions
 
-        return TrainResult(output_dir=run_predictions(cfg))
+        check_predict_config(cfg)
+        if predicts_only(cfg):
+            return TrainResult(output_dir=run_predictions(cfg, checked=True))
     finished = finished_run(cfg)
     if finished is not None:
         step, metrics = finished
@@ -82,7 +84,13 @@ def run_training(cfg: RunConfig) -> TrainResult:
 
             write_report(checks, output_dir)
     result = _train(trainer, resume)
-    return _save_outputs(cfg, trainer, result, output_dir)
+    outcome = _save_outputs(cfg, trainer, result, output_dir)
+    if cfg.eval.do_predict:
+        from lmforge.eval.predict import predict_trained
+
+        del trainer, model, parts  # the engine loads the saved model: free the training copy first
+        predict_trained(cfg, output_dir)
+    return outcome
 
 
 def _check_eval_data(cfg: RunConfig) -> None:
