@@ -1,4 +1,5 @@
-"""Method group: the stage to run and which parameters it trains (full, freeze, LoRA family)."""
+"""Method group: the stage to run, which parameters it trains (full, freeze, LoRA family), and the
+preference stages' keys (rm, dpo, kto: docs/stages.md)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IMPLEMENTED_STAGES = ("pt", "sft")
+IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto")
+PREFERENCE_STAGES = ("rm", "dpo", "kto")
+REFERENCE_FREE_LOSSES = ("orpo", "simpo")
 
 
 class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "grpo"] = Field(
-        "sft", description="Training stage: pt (pre-training) or sft (supervised fine-tuning)."
+        "sft",
+        description="Training stage: pt (pre-training), sft (supervised fine-tuning), rm (reward model), "
+        "dpo (pairwise preferences: DPO, ORPO, SimPO, ...) or kto (desirable/undesirable answers).",
     )
     finetuning_type: Literal["full", "freeze", "lora"] = Field(
         "lora", description="Which parameters train: full, freeze (last layers/modules) or lora."
@@ -45,4 +50,35 @@ class MethodConfig(BaseModel):
     )
     freeze_extra_modules: list[str] | None = Field(
         None, description="freeze: modules outside the layers to train too (e.g. embed_tokens, norm)."
+    )
+    pref_beta: float = Field(
+        0.1, gt=0, description="dpo/kto: beta, the strength of the pull towards the reference (or SimPO/ORPO scale)."
+    )
+    pref_ftx: float = Field(
+        0.0, ge=0, description="dpo/kto: weight of an added SFT loss on the chosen (desirable) answers."
+    )
+    pref_loss: Literal["sigmoid", "hinge", "ipo", "orpo", "simpo"] = Field(
+        "sigmoid", description="dpo: the loss: sigmoid (DPO), hinge, ipo, orpo or simpo (the last two reference-free)."
+    )
+    dpo_label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="dpo sigmoid loss: assumed share of flipped preference labels (cDPO)."
+    )
+    simpo_gamma: float = Field(0.5, description="dpo simpo loss: the target reward margin gamma.")
+    kto_chosen_weight: float = Field(1.0, gt=0, description="kto: weight of the desirable answers' loss.")
+    kto_rejected_weight: float = Field(1.0, gt=0, description="kto: weight of the undesirable answers' loss.")
+    ref_model: str | None = Field(
+        None,
+        description="dpo/kto: the reference model (path, .gguf or alias); default: the base model itself "
+        "(with LoRA: the base with the adapter disabled, one copy of the weights).",
+    )
+    ref_model_adapters: list[str] | None = Field(
+        None, description="dpo/kto: LoRA adapters merged into ref_model (comma-separated)."
+    )
+    ref_model_quantization_bit: Literal[4, 8] | None = Field(
+        None, description="dpo/kto: load ref_model in 4 or 8 bits (bitsandbytes)."
+    )
+    precompute_ref_log_probs: bool = Field(
+        False,
+        description="dpo/kto full fine-tuning: score the data with the reference once before training, so no "
+        "second copy of the weights stays in memory.",
     )

@@ -48,3 +48,55 @@ def build_collator(cfg: Any, tokenizer: Any) -> PaddingCollator:
     """The collator for ``cfg``'s data: attention_mask is left out exactly when neat packing is on."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return PaddingCollator(pad_token_id=pad, with_attention_mask=not cfg.data.neat_packing)
+
+
+def _pad_rows(rows: list[tuple[list[int], list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    longest = max(len(ids) for ids, _ in rows)
+    input_ids, labels, mask = [], [], []
+    for ids, labs in rows:
+        pad = longest - len(ids)
+        input_ids.append(list(ids) + [pad_token_id] * pad)
+        labels.append(list(labs) + [IGNORE_INDEX] * pad)
+        mask.append([1] * len(ids) + [0] * pad)
+    return {
+        "input_ids": torch.tensor(input_ids, dtype=torch.long),
+        "labels": torch.tensor(labels, dtype=torch.long),
+        "attention_mask": torch.tensor(mask, dtype=torch.long),
+    }
+
+
+@dataclass
+class PairwiseCollator:
+    """rm / dpo: one batch of ``2n`` rows, the n chosen answers first, then the n rejected ones in the
+    same order, so one forward pass scores both and the step metrics count every token processed.
+    Precomputed reference log-probabilities (``ref_chosen_logps`` / ``ref_rejected_logps``) pass through."""
+
+    pad_token_id: int
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = [(f["chosen_input_ids"], f["chosen_labels"]) for f in features]
+        rows += [(f["rejected_input_ids"], f["rejected_labels"]) for f in features]
+        batch = _pad_rows(rows, self.pad_token_id)
+        for key in ("ref_chosen_logps", "ref_rejected_logps"):
+            if key in features[0]:
+                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.float32)
+        return batch
+
+
+@dataclass
+class FeedbackCollator:
+    """kto: ``2n`` rows, the n labelled answers first, then their n mismatched (KL) rows, plus the
+    boolean ``kto_label`` of each answer."""
+
+    pad_token_id: int
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = [(f["input_ids"], f["labels"]) for f in features]
+        rows += [(f["kl_input_ids"], f["kl_labels"]) for f in features]
+        batch = _pad_rows(rows, self.pad_token_id)
+        batch["kto_label"] = torch.tensor([bool(f["kto_label"]) for f in features], dtype=torch.bool)
+        return batch
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -101,8 +101,16 @@ def _convert_row(row: dict[str, Any], attr: DatasetAttr, where: str, stage: str)
         return (make_record(text=text), None) if text.strip() else (None, "empty text")
     if record["text"] is not None and not record["messages"]:
         return None, "text only (stage sft needs conversations)"
-    reason = drop_reason(record, needs_response=record["chosen"] is None and record["kto_label"] is None)
+    if stage == "kto" and record["kto_label"] is None:
+        return None, "no kto_tag value"
+    reason = drop_reason(record, needs_response=record["chosen"] is None)  # kto: the answer is the last turn
+    if reason is None and record["chosen"] is not None:
+        reason = next((f"empty {side} answer" for side in ("chosen", "rejected") if not _answered(record[side])), None)
     return (None, reason) if reason else (record, None)
+
+
+def _answered(answer: dict[str, Any]) -> bool:
+    return bool((answer["content"] or "").strip() or answer["tool_calls"])
 
 
 def _text(value: Any) -> str:
@@ -163,8 +171,8 @@ def _sharegpt(row: dict[str, Any], attr: DatasetAttr, where: str) -> dict[str, A
         messages.append(_turn(turn, role, tags))
     chosen = rejected = None
     if attr.ranking:
-        chosen = _turn(_get(row, attr, "chosen") or {}, "assistant", tags)
-        rejected = _turn(_get(row, attr, "rejected") or {}, "assistant", tags)
+        chosen = _turn(_get(row, attr, "chosen") or {}, tags["assistant_tag"], tags)
+        rejected = _turn(_get(row, attr, "rejected") or {}, tags["assistant_tag"], tags)
     return make_record(
         messages,
         system=system,

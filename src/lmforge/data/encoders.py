@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmforge.data.pairwise import feedback_batch, pairwise_batch
 from lmforge.data.processors import IGNORE_INDEX, pretrain_batch, supervised_batch
 from lmforge.data.registry import DatasetAttr
 from lmforge.errors import LmforgeError
@@ -64,10 +65,63 @@ def _supervised_kwargs(cfg: Any, tokenizer: Any, template: Any) -> dict[str, Any
     }
 
 
+def _preference_kwargs(cfg: Any, tokenizer: Any, template: Any) -> dict[str, Any]:
+    data = cfg.data
+    return {"tokenizer": tokenizer, "template": template, "cutoff_len": data.cutoff_len,
+            "default_system": data.default_system}  # fmt: skip
+
+
+def _check_pairs(attr: DatasetAttr, stage: str) -> None:
+    """A pairwise stage needs a chosen and a rejected answer per record, marked ranking: true."""
+    fix = (
+        "mark the data set ranking: true in dataset_info.json with chosen and rejected columns "
+        "(the format of LLaMA-Factory's dpo_en_demo.json, e.g. data/dpo_demo.json), or train it with stage sft"
+    )
+    if not attr.ranking:
+        raise LmforgeError(
+            f"data set {attr.name!r} ({attr.path}) is not pairwise (no chosen/rejected answers), "
+            f"and stage {stage} trains on preference pairs",
+            fix,
+        )
+    missing = [key for key in ("chosen", "rejected") if not attr.column(key)]
+    if missing:
+        raise LmforgeError(
+            f"data set {attr.name!r} ({attr.path}) is marked ranking but names no {' and no '.join(missing)} "
+            f"column, which stage {stage} needs",
+            "add them to its dataset_info.json entry: columns: {chosen: chosen, rejected: rejected}",
+        )
+
+
+def _check_feedback(attr: DatasetAttr, stage: str) -> None:
+    """KTO needs each record's answer marked desirable or not (a boolean kto_tag column)."""
+    if not attr.column("kto_tag"):
+        raise LmforgeError(
+            f"data set {attr.name!r} ({attr.path}) has no kto_tag column, and stage kto needs each answer "
+            "labelled desirable (true) or undesirable (false)",
+            "map the label column in its dataset_info.json entry: columns: {kto_tag: <column>} "
+            "(the format of LLaMA-Factory's kto_en_demo.json, e.g. data/kto_demo.json)",
+        )
+
+
 PRETRAIN = Encoding("pretrain", pretrain_batch, _pretrain_kwargs)
 SUPERVISED = Encoding("supervised", supervised_batch, _supervised_kwargs)
+PAIRWISE = Encoding(
+    "pairwise",
+    pairwise_batch,
+    _preference_kwargs,
+    sequences=(("chosen_input_ids", "chosen_labels"), ("rejected_input_ids", "rejected_labels")),
+    check_attr=_check_pairs,
+)
+FEEDBACK = Encoding(
+    "feedback",
+    feedback_batch,
+    _preference_kwargs,
+    sequences=(("input_ids", "labels"), ("kl_input_ids", "kl_labels")),
+    check_attr=_check_feedback,
+)
+
 # Stage name -> encoding; each stage module in train/stages/ names the same object (a test checks).
-ENCODINGS: dict[str, Encoding] = {"pt": PRETRAIN, "sft": SUPERVISED}
+ENCODINGS: dict[str, Encoding] = {"pt": PRETRAIN, "sft": SUPERVISED, "rm": PAIRWISE, "dpo": PAIRWISE, "kto": FEEDBACK}
 
 
 def encoding_for(stage: str) -> Encoding:

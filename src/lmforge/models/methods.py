@@ -107,13 +107,15 @@ def _apply_lora(model: Any, method: MethodConfig, adapters: list[str]) -> Any:
         init: Any = "pissa" if method.pissa_iter == -1 else f"pissa_niter_{method.pissa_iter}"
     else:
         init = True
+    # A reward model (stage rm) trains and saves its new score head with the adapter.
+    scores = type(model).__name__.endswith("ForSequenceClassification")
     config = LoraConfig(
-        task_type="CAUSAL_LM",
+        task_type="SEQ_CLS" if scores else "CAUSAL_LM",
         r=method.lora_rank,
         lora_alpha=method.lora_alpha or 2 * method.lora_rank,
         lora_dropout=method.lora_dropout,
         target_modules=_lora_targets(model, method.lora_target),
-        modules_to_save=method.additional_target,
+        modules_to_save=[*(method.additional_target or []), "score"] if scores else method.additional_target,
         use_rslora=method.use_rslora,
         use_dora=method.use_dora,
         init_lora_weights=init,
