@@ -56,13 +56,12 @@ def run_benchmark(cfg: RunConfig) -> EvalResults:
 
 def _setup_tokenizer_and_template(cfg: RunConfig) -> tuple[Any, Any]:
     """A trained adapter's folder holds the tokenizer with the chat template of training: use it."""
-    from lmforge.data.templates import get_template
-    from lmforge.models.tokenizer import load_tokenizer
+    from lmforge.models.tokenizer import build_tokenizer_and_template, load_tokenizer
 
     adapters = cfg.model.adapter_name_or_path or []
     folder = adapters[-1] if adapters and (Path(adapters[-1]) / "tokenizer_config.json").is_file() else None
-    tokenizer = load_tokenizer(cfg.model, folder=folder)
-    return tokenizer, get_template(cfg.data.template, tokenizer, cfg.data.default_system)
+    built = build_tokenizer_and_template(cfg, load_tokenizer(cfg.model, folder=folder))
+    return built.tokenizer, built.template
 
 
 def load_unmerged(cfg: RunConfig, tokenizer: Any) -> Any:
