@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     setup_logging()
-    if cfg.eval.task is not None and cfg.eval.do_predict:
+    if cfg.eval.task is not None and (cfg.eval.do_predict or cfg.eval.predict_with_generate):
         raise LmforgeError("task and do_predict are both set: lmforge eval runs one of them", "remove one")
-    if cfg.eval.task is None and cfg.eval.do_predict:
+    if cfg.eval.task is None and (cfg.eval.do_predict or cfg.eval.predict_with_generate):
         from lmforge.eval.predict import run_predictions
 
         out = run_predictions(cfg)

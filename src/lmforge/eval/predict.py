@@ -29,6 +29,11 @@ OUTPUTS = ("generated_predictions.jsonl", "predict_results.json")
 
 def check_predict_config(cfg: RunConfig) -> None:
     """What a predict run needs, checked before anything loads or is written."""
+    if not cfg.eval.do_predict:
+        raise LmforgeError(
+            "predict_with_generate applies to prediction runs, and do_predict is off",
+            "set do_predict: true (with eval_dataset), or remove predict_with_generate",
+        )
     if not cfg.data.eval_dataset:
         raise LmforgeError(
             "do_predict needs eval_dataset: the records to answer", "set eval_dataset: a name or a file path"

@@ -42,7 +42,7 @@ def run_training(cfg: RunConfig) -> TrainResult:
     from lmforge.train.reliability import check_output_dir, requested_trackers, resolve_resume_checkpoint
     from lmforge.train.stages import StageParts, get_stage
 
-    if cfg.eval.do_predict:  # eval/predict.py: predictions for eval_dataset, instead of or after training
+    if cfg.eval.do_predict or cfg.eval.predict_with_generate:  # eval/predict.py: instead of or after training
         from lmforge.eval.predict import check_predict_config, predicts_only, run_predictions
 
         check_predict_config(cfg)
