@@ -1,4 +1,5 @@
-"""`lmforge api`: an OpenAI-compatible server (``/v1/chat/completions``, ``/v1/completions``).
+"""`lmforge api`: an OpenAI-compatible server (``/v1/chat/completions``, ``/v1/completions``), or
+with ``stage: rm`` a reward model answering LLaMA-Factory's ``/v1/score/evaluation``.
 
 Settings: ``API_HOST`` (127.0.0.1), ``API_PORT`` (8000), ``API_KEY`` (Bearer auth when set),
 ``MAX_CONCURRENT`` (queued + running requests before 503), ``MAX_BATCH_SIZE`` (rows decoded
@@ -30,7 +31,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     sock = bind_port(settings.host, settings.port)  # a busy port fails before the weights load
     try:
-        engine = build_engine(cfg, max_batch_size=settings.max_batch_size, max_queue=settings.max_concurrent)
+        if cfg.method.stage == "rm":  # a reward model: POST /v1/score/evaluation (infer/scoring.py)
+            from lmforge.infer.scoring import build_scorer
+
+            engine = build_scorer(cfg)
+        else:
+            engine = build_engine(cfg, max_batch_size=settings.max_batch_size, max_queue=settings.max_concurrent)
         try:
             serve(engine, settings, sock)
         finally:

@@ -1,4 +1,5 @@
-"""The generation endpoints: ``/v1/chat/completions`` and ``/v1/completions``.
+"""The generation endpoints: ``/v1/chat/completions`` and ``/v1/completions``; and, for a reward
+model (``stage: rm``, infer/scoring.py), ``/v1/score/evaluation``.
 
 Prompts are built by the engine's template (train/serve parity); a prompt that leaves no room in
 the model's context is a 413. With ``tools`` (and ``tool_choice`` not ``"none"``), answers are
@@ -9,12 +10,14 @@ are refused (400) at non-neutral values before anything is generated.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from lmforge.errors import LmforgeError
 from lmforge.infer import api_responses as R
@@ -228,3 +231,28 @@ async def _text_stream(
 
 def _sse(events: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+class ScoreEvaluationRequest(BaseModel):
+    """LLaMA-Factory's scoring request: each message is one rendered text to score."""
+
+    model: str
+    messages: list[str] = Field(min_length=1)
+    max_length: int | None = Field(None, ge=1)
+
+
+def require_generator(engine: Any) -> None:
+    if getattr(engine, "serves_scores", False):
+        raise ApiError(400, "this server serves a reward model: use POST /v1/score/evaluation", param="model")
+
+
+async def score_evaluation(engine: Any, body: ScoreEvaluationRequest) -> dict[str, Any]:
+    if not getattr(engine, "serves_scores", False):
+        raise ApiError(
+            400, "this server serves a generative model, which gives no scores; start lmforge api with stage: rm "
+            "and a reward model", param="model",
+        )  # fmt: skip
+    if any(not text for text in body.messages):
+        raise ApiError(400, "messages must not contain empty texts", param="messages")
+    scores = await asyncio.to_thread(engine.score, body.messages, body.max_length)
+    return {"id": R.new_id("scoreval"), "object": "score.evaluation", "model": body.model, "scores": scores}

@@ -46,12 +46,19 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
     @app.post("/v1/chat/completions", dependencies=[authorized])
     async def chat_completions(body: ChatCompletionRequest) -> Any:
         _check_model(engine, body.model)
+        api_routes.require_generator(engine)
         return await api_routes.chat_completions(engine, body)
 
     @app.post("/v1/completions", dependencies=[authorized])
     async def completions(body: CompletionRequest) -> Any:
         _check_model(engine, body.model)
+        api_routes.require_generator(engine)
         return await api_routes.completions(engine, body)
+
+    @app.post("/v1/score/evaluation", dependencies=[authorized])
+    async def score_evaluation(body: api_routes.ScoreEvaluationRequest) -> Any:
+        _check_model(engine, body.model)
+        return await api_routes.score_evaluation(engine, body)  # reward models (stage: rm)
 
     return app
 
