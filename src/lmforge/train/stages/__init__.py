@@ -87,9 +87,9 @@ def trainer_kwargs(parts: StageParts) -> dict[str, Any]:
 
 
 def _registry() -> dict[str, Stage]:
-    from lmforge.train.stages import dpo, pt, rm, sft
+    from lmforge.train.stages import dpo, kto, pt, rm, sft
 
-    return {stage.name: stage for stage in (pt.STAGE, sft.STAGE, rm.STAGE, dpo.STAGE)}
+    return {stage.name: stage for stage in (pt.STAGE, sft.STAGE, rm.STAGE, dpo.STAGE, kto.STAGE)}
 
 
 def stage_names() -> tuple[str, ...]:
