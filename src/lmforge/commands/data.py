@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     rows = list(itertools.islice(iter(dataset), max(args.num_samples, 0)))
     colour = sys.stdout.isatty()
     for index, row in enumerate(rows):
-        _show_sample(index, row, tokenizer, colour)
+        for label, sample in _sides(row):
+            _show_sample(index, sample, tokenizer, colour, label)
     print("\n".join(data.report.lines()))
     return 0
 
@@ -67,11 +68,24 @@ def render_plain(input_ids: list[int], labels: list[int], tokenizer: Any) -> str
     )
 
 
-def _show_sample(index: int, row: dict[str, Any], tokenizer: Any, colour: bool) -> None:
+def _sides(row: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A pair row (rm, dpo) shows its chosen and its rejected sequence; a kto row says its label."""
+    if "chosen_input_ids" in row:
+        return [
+            (side, {"input_ids": row[f"{side}_input_ids"], "labels": row[f"{side}_labels"]})
+            for side in ("chosen", "rejected")
+        ]
+    if "kto_label" in row:
+        return [("desirable" if row["kto_label"] else "undesirable", row)]
+    return [("", row)]
+
+
+def _show_sample(index: int, row: dict[str, Any], tokenizer: Any, colour: bool, side: str = "") -> None:
     input_ids, labels = list(row["input_ids"]), list(row["labels"])
     trained = sum(1 for label in labels if label != IGNORE_INDEX)
     packed = sum(1 for p in row.get("position_ids") or [] if p == 0)
-    header = f"--- sample {index}: {len(input_ids)} tokens, {trained} trained, {len(input_ids) - trained} masked"
+    name = f"sample {index} ({side})" if side else f"sample {index}"
+    header = f"--- {name}: {len(input_ids)} tokens, {trained} trained, {len(input_ids) - trained} masked"
     header += f", {packed} packed samples" if packed > 1 else ""
     if not colour:
         print(f"{header} (trained text in [[...]])")
