@@ -17,6 +17,7 @@ from lmforge.config.generate import GenerateConfig
 from lmforge.config.method import MethodConfig
 from lmforge.config.model import ModelConfig
 from lmforge.config.optim import OptimizerConfig
+from lmforge.config.rewards import RewardsConfig
 from lmforge.config.trackers import TrackersConfig
 from lmforge.config.train import TrainConfig
 
@@ -30,6 +31,7 @@ GROUPS: dict[str, type[BaseModel]] = {
     "trackers": TrackersConfig,
     "optimizer": OptimizerConfig,
     "eval": EvalConfig,
+    "rewards": RewardsConfig,  # grpo, ppo
 }
 
 KEY_TO_GROUP: dict[str, str] = {
@@ -49,6 +51,7 @@ class RunConfig(BaseModel):
     trackers: TrackersConfig = TrackersConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     eval: EvalConfig = EvalConfig()
+    rewards: RewardsConfig = RewardsConfig()
 
     def to_flat(self, *, only_set: bool = False) -> dict[str, Any]:
         """The config as flat LLaMA-Factory-style keys (what run_config.yaml holds)."""
