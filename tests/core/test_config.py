@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lmforge.config import build_config, load_config, parse_overrides
-from lmforge.config.reference import render_markdown
+from lmforge.config.reference import GROUP_TITLES, render_markdown
+from lmforge.config.schema import GROUPS
 from lmforge.config.training_args import _static_names
 from lmforge.errors import LmforgeError
 
@@ -90,6 +91,10 @@ def test_static_training_argument_names_match_installed_transformers() -> None:
 
     installed = {f.name for f in dataclasses.fields(transformers.TrainingArguments) if f.init}
     assert set(_static_names()) == installed, "regenerate src/lmforge/config/training_args.txt"
+
+
+def test_every_config_group_has_a_title_in_the_reference() -> None:
+    assert set(GROUPS) - set(GROUP_TITLES) == set(), "add the group to GROUP_TITLES in config/reference.py"
 
 
 def test_config_reference_doc_is_in_sync() -> None:
