@@ -70,7 +70,9 @@ def _run(argv: list[str], debug: bool) -> int:
     except LmforgeError as err:
         if debug or _interrupted(err):
             raise
-        print(f"lmforge: error: {err}", file=sys.stderr)
+        from lmforge.launch.worker import report_error  # a worker of lmforge's launcher tells the launcher
+
+        report_error(f"lmforge: error: {err}")
         return 1
 
 

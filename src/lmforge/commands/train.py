@@ -23,11 +23,20 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides) + (["resume_from_checkpoint=true"] if args.resume else [])
     cfg = load_config(args.config, overrides)  # config mistakes show before the slow imports below
+    from lmforge.launch import launch_if_needed  # docs/distributed.md: torchrun when asked or >1 GPU
+
+    code = launch_if_needed(cfg, ["train", *([args.config] if args.config else []), *overrides])
+    if code is not None:
+        return code
     from lmforge.eval.predict import predicts_only
     from lmforge.train.run import run_training
 
     setup_logging()
     result = run_training(cfg)
+    from lmforge.distributed import rank
+
+    if rank() != 0:  # several processes: the main one speaks for the job
+        return 0
     if not predicts_only(cfg):
         print(f"lmforge: training finished at step {result.global_step}; outputs in {result.output_dir}")
     if cfg.eval.do_predict:  # eval/predict.py

@@ -54,6 +54,9 @@ class TrainConfig(BaseModel):
         ["none"], description="Trackers: none, tensorboard, wandb, swanlab, mlflow (comma-separated)."
     )
     ddp_timeout: int = Field(1800, gt=0, description="Seconds before a distributed collective times out.")
+    rdzv_timeout: int = Field(
+        60, gt=0, description="Seconds torchrun waits for every node to join (NNODES > 1) before failing."
+    )
     sparse_logits: bool = Field(
         True, description="Compute the LM head only at trained positions: same loss, less compute and memory."
     )

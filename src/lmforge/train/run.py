@@ -63,15 +63,16 @@ def run_training(cfg: RunConfig) -> TrainResult:
     _check_adapters(cfg)
     stage.check(cfg)
     args = build_training_arguments(cfg)  # before any weight loads (ZeRO-3 partitions at load time)
+    cluster = _check_cluster(cfg, args, resuming=resume is not None)
     set_seed(cfg.train.seed)
     if _trains_on_raw_text(cfg):
         tokenizer, template, own_chat_template = _setup_raw_text_tokenizer(cfg)
     else:
         tokenizer, template, own_chat_template = _setup_tokenizer_and_template(cfg)
-    data = _setup_data(cfg, tokenizer, template)
+    data = _setup_data(cfg, tokenizer, template)  # on the main process first; the others load its cache
     checks = _check_template(cfg, stage, tokenizer, template, own_chat_template)
     model = _setup_model(cfg, stage, tokenizer, template)
-    parts = StageParts(cfg, args, model, tokenizer, template, data, _callbacks(cfg, data))
+    parts = StageParts(cfg, args, model, tokenizer, template, data, _callbacks(cfg, data, cluster))
     parts.models = stage.load_models(cfg, tokenizer)  # reference / reward / teacher: frozen
     stage.prepare_data(parts)  # e.g. reference log-probs, from the weights before any resume
     trainer = stage.build_trainer(parts)
@@ -154,11 +155,35 @@ def _setup_raw_text_tokenizer(cfg: RunConfig) -> tuple[Any, None, str | None]:
     return tokenizer, None, tokenizer.chat_template
 
 
-def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
-    """Tokenized data, cached by fingerprint and reused by the next run."""
-    from lmforge.data.pipeline import build_datasets
+def _check_cluster(cfg: RunConfig, args: Any, resuming: bool) -> dict[str, Any] | None:
+    """Several processes: every rank agrees on the job, can write, runs the same software
+    (distributed/cluster.py); ranks on several nodes must share output_dir when each writes its
+    part of a checkpoint (DeepSpeed) or reads one back (resume)."""
+    if args.world_size <= 1:
+        return None
+    import os
 
-    data = build_datasets(cfg, tokenizer, template)
+    from lmforge.distributed.cluster import check_cluster
+
+    nodes = args.world_size > int(os.environ.get("LOCAL_WORLD_SIZE", args.world_size))
+    shared = nodes and (bool(args.deepspeed) or resuming)
+    return check_cluster(cfg, timeout_s=cfg.train.rdzv_timeout, shared_output=shared)
+
+
+def _setup_data(cfg: RunConfig, tokenizer: Any, template: Any) -> Any:
+    """Tokenized data, cached by fingerprint and reused by the next run.
+
+    Prepared once: the main process tokenizes and writes the cache while the others wait, then
+    they load it (they never rebuild it, even with overwrite_cache) — distributed.prepare_once.
+    """
+    from lmforge.data.pipeline import build_datasets
+    from lmforge.distributed import prepare_once
+
+    def build(main: bool) -> Any:
+        loads = cfg if main else cfg.model_copy(update={"data": cfg.data.model_copy(update={"overwrite_cache": False})})
+        return build_datasets(loads, tokenizer, template)
+
+    data = prepare_once(build)
     for line in data.report.lines():
         logger.info(line)
     return data
@@ -198,7 +223,7 @@ def _setup_model(cfg: RunConfig, stage: Any, tokenizer: Any, template: Any) -> A
     return model
 
 
-def _callbacks(cfg: RunConfig, data: Any) -> list[Any]:
+def _callbacks(cfg: RunConfig, data: Any, cluster: dict[str, Any] | None = None) -> list[Any]:
     """Every stage's callbacks; the signal callback (last of the reliability ones) runs after all others."""
     from lmforge.train.callbacks import JsonlLogCallback, StopAtTargetCallback
     from lmforge.train.reliability import reliability_callbacks
@@ -206,7 +231,7 @@ def _callbacks(cfg: RunConfig, data: Any) -> list[Any]:
     return [
         StopAtTargetCallback(),  # first: it stops a resume at its target before anything else begins
         JsonlLogCallback(cfg.train.output_dir),
-        *reliability_callbacks(cfg, datasets={"train": data.train, "eval": data.eval}),
+        *reliability_callbacks(cfg, datasets={"train": data.train, "eval": data.eval}, cluster=cluster),
     ]
 
 

@@ -33,14 +33,17 @@ from lmforge.train.reliability.trainer_mixin import ReliableTrainerMixin
 from lmforge.train.reliability.writer import CheckpointWriter
 
 
-def reliability_callbacks(cfg: Any, datasets: dict[str, Any] | None = None) -> list[TrainerCallback]:
+def reliability_callbacks(
+    cfg: Any, datasets: dict[str, Any] | None = None, cluster: dict[str, Any] | None = None
+) -> list[TrainerCallback]:
     """Trackers, the run manifest and the signal handler, in the order they must run.
 
     ``datasets`` ({"train": ds, "eval": ds}) are fingerprinted into run_manifest.json; when
-    omitted, the train dataloader's dataset is used. Append the result after your own callbacks:
+    omitted, the train dataloader's dataset is used. ``cluster``: the cluster check's summary
+    (world size, nodes, ranks) for the manifest of a multi-process run. Append the result after your own callbacks:
     the signal callback raises TrainingInterrupted from ``on_train_end``.
     """
-    return [*tracker_callbacks(cfg), ManifestCallback(cfg, datasets), SignalCheckpointCallback()]
+    return [*tracker_callbacks(cfg), ManifestCallback(cfg, datasets, cluster), SignalCheckpointCallback()]
 
 
 __all__ = [

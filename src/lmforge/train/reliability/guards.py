@@ -5,7 +5,7 @@ training on NaN weights; by the time anyone looks, every later checkpoint is gar
 first non-finite micro-batch loss either stops the run, naming the step, or, with
 ``skip_nonfinite_steps: true``, drops that whole optimiser step: gradients are set to None, so
 ``optimizer.step()`` leaves weights and Adam moments untouched (the LR schedule still advances).
-Skipping is for single-process runs: under DDP another rank's gradients would still be averaged in.
+Several processes agree: a non-finite loss on any rank stops (or skips the step on) every rank.
 """
 
 from __future__ import annotations
@@ -42,13 +42,20 @@ class NonFiniteLossGuard:
 
     def check(self, loss: torch.Tensor, model: torch.nn.Module, step: int, epoch: float | None) -> None:
         """``step`` is the optimiser step being computed (global_step + 1), as logs number it."""
-        finite = bool(torch.isfinite(loss).all())
+        from lmforge.distributed import max_across_ranks, world_size
+        from lmforge.distributed import rank as this_rank
+
+        # Agreed across ranks (one tiny all-reduce): a NaN on one rank stops or skips on all of them.
+        bad_rank = max_across_ranks(-1 if bool(torch.isfinite(loss).all()) else this_rank())
+        finite = bad_rank < 0
         if finite and self._poisoned_step != step:
             return
         if not self.skip:
             where = f"step {step}" + (f" (epoch {epoch:.2f})" if epoch is not None else "")
+            where += f" on rank {bad_rank}" if world_size() > 1 else ""
             raise LmforgeError(
-                f"training loss is {loss.item()} at {where}; stopped so no checkpoint holds NaN weights",
+                f"training loss is {loss.item() if world_size() <= 1 else 'not finite'} at {where}; "
+                "stopped so no checkpoint holds NaN weights",
                 "lower learning_rate, check the data of this step, use bf16 instead of fp16, "
                 "or set skip_nonfinite_steps: true to skip such steps",
             )

@@ -135,9 +135,10 @@ def write_manifest(output_dir: str | Path, manifest: dict[str, Any]) -> Path:
 class ManifestCallback(TrainerCallback):
     """Writes the manifest when training begins, on the main process only."""
 
-    def __init__(self, cfg: Any, datasets: dict[str, Any] | None = None) -> None:
+    def __init__(self, cfg: Any, datasets: dict[str, Any] | None = None, cluster: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
         self.datasets = datasets
+        self.cluster = cluster  # world size, nodes and ranks (distributed/cluster.py), several processes
         self.manifest: dict[str, Any] | None = None
         self._stepped = False
 
@@ -149,6 +150,7 @@ class ManifestCallback(TrainerCallback):
             datasets = {"train": getattr(kwargs["train_dataloader"], "dataset", None)}
         manifest = build_manifest(self.cfg, datasets, model)
         manifest["resumed_from_step"] = state.global_step or None
+        manifest["distributed"] = self.cluster or {"world_size": 1, "nodes": 1, "ranks": [{"rank": 0, "node": 0}]}
         self.manifest = manifest
         self._record_optimizer(args, kwargs.get("optimizer"))
 

@@ -51,6 +51,7 @@ class SignalCheckpointCallback(TrainerCallback):
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.agreed: int | None = None  # a signal another rank received, agreed at a step boundary
         self._previous: dict[int, Any] = {}
         self._stopped_at: int | None = None
 
@@ -69,6 +70,7 @@ class SignalCheckpointCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.received = None
+        self.agreed: int | None = None
         self._stopped_at = None
         if threading.current_thread() is not threading.main_thread():
             return
@@ -76,14 +78,21 @@ class SignalCheckpointCallback(TrainerCallback):
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.received is not None and self._stopped_at is None:
+        from lmforge.distributed import max_across_ranks
+
+        # Several processes: a signal to any rank stops every rank at this same step (one tiny
+        # all-reduce per step), so all save the same checkpoint instead of one waiting at a barrier.
+        agreed = max_across_ranks(self.received or 0)
+        if agreed and self._stopped_at is None:
+            self.agreed = agreed
             self._stopped_at = state.global_step
             control.should_save = True
             control.should_training_stop = True
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._restore()
-        if self.received is None:
+        signum = self.received or self.agreed
+        if signum is None:
             return
         if self._stopped_at is None:
             # The signal came after the last step: training is complete, let the final save run.
@@ -91,7 +100,7 @@ class SignalCheckpointCallback(TrainerCallback):
             return
         checkpoint = os.path.join(args.output_dir, f"checkpoint-{self._stopped_at}")
         saved = checkpoint if os.path.isdir(checkpoint) else None
-        raise TrainingInterrupted(signal.Signals(self.received).name, self._stopped_at, saved)
+        raise TrainingInterrupted(signal.Signals(signum).name, self._stopped_at, saved)
 
     def _restore(self) -> None:
         for signum, handler in self._previous.items():
