@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,41 @@ METHODS: dict[str, dict[str, Any]] = {
     "adalomo": {"optim": "adalomo", "learning_rate": 0.05},
     "adamw_8bit": {"optim": "adamw_bnb_8bit"},
 }
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"optim": "adalomo", "gradient_accumulation_steps": 2}, "optim: adalomo updates each weight during backward"),
+        ({"optim": "lomo", "max_grad_norm": 1.0}, "so max_grad_norm cannot clip it"),
+        ({"optim": "adalomo", "skip_nonfinite_steps": True}, "the step cannot be skipped"),
+        ({"use_apollo": True, "apollo_layerwise": True, "resume_from_checkpoint": "x"}, "would restart their state"),
+        ({"use_badam": True, "badam_mode": "ratio"}, "badam_mode: ratio is not available"),
+        ({"use_badam": True, "badam_switch_interval": 0}, "badam_switch_interval must be a positive"),
+        ({"optim": "galore_adamw"}, "optim: galore_adamw is spelled use_galore: true"),
+        ({"use_muon": True, "optim": "adafactor"}, "use_muon brings its own update rule"),
+        ({"use_galore": True, "optim": "sgd"}, "use_galore wraps AdamW, 8-bit AdamW or Adafactor"),
+        ({"use_galore": True, "optim_target_modules": ["q_proj"]}, "optim_target_modules is read by transformers'"),
+        ({"use_muon": True, "finetuning_type": "lora", "loraplus_lr_ratio": 16}, "loraplus_lr_ratio builds its own"),
+        ({"apollo_rank": 4}, "apollo_rank takes effect only with use_apollo: true"),
+    ],
+)
+def test_config_refuses_what_the_optimizer_cannot_do(keys: dict[str, Any], message: str) -> None:
+    from lmforge.config import build_config
+    from lmforge.errors import LmforgeError
+
+    with pytest.raises(LmforgeError, match=re.escape(message)):
+        build_config({"finetuning_type": "full", **keys})
+
+
+def test_fused_updates_turn_clipping_off_and_keep_the_optim_name() -> None:
+    from lmforge.config import build_config
+    from lmforge.train.arguments import build_training_arguments
+
+    args = build_training_arguments(build_config({"finetuning_type": "full", "optim": "adalomo"}))
+    assert (args.max_grad_norm, args.optim) == (0.0, "adalomo")  # transformers passes LOMO the lr by name
+    args = build_training_arguments(build_config({"finetuning_type": "full", "use_galore": True}))
+    assert (args.max_grad_norm, args.optim) == (1.0, "adamw_torch")
 
 
 @pytest.fixture(scope="module")

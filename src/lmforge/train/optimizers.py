@@ -244,7 +244,11 @@ def muon_parameters(model: nn.Module) -> set[int]:
         module = getattr(model, getter)() if hasattr(model, getter) else None
         if module is not None and getattr(module, "weight", None) is not None:
             skip.add(id(module.weight))
-    return {id(p) for _, p in trainable(model) if p.ndim == 2 and id(p) not in skip}
+    # By name too: a peft-wrapped trainable copy of the embedding (modules_to_save) is another tensor.
+    by_name = ("embed", "lm_head")
+    return {
+        id(p) for n, p in trainable(model) if p.ndim == 2 and id(p) not in skip and not any(k in n for k in by_name)
+    }
 
 
 def _muon_optimizer(trainer: Any) -> torch.optim.Optimizer:
