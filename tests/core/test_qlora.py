@@ -189,6 +189,18 @@ def test_full_and_freeze_refuse_a_quantized_base(quantized, finetuning_type: str
         apply_method(quantized[1], method, None)
 
 
+def test_upcast_layernorm_casts_only_the_norm_weights(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from lmforge.models.quantization import upcast_layernorms
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    assert upcast_layernorms(model) == 5  # 2 norms in each of the 2 layers + the final norm
+    dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    assert {d for n, d in dtypes.items() if "norm" in n} == {torch.float32}
+    assert {d for n, d in dtypes.items() if "norm" not in n} == {torch.bfloat16}
+
+
 # --- training: QLoRA on the tiny model -----------------------------------------------------------
 
 
