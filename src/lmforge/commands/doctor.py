@@ -21,6 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("doctor", help="check config, tokenizer, data and chat template before training")
     add_config_arguments(parser)
     parser.add_argument("--json", metavar="PATH", help="also write the findings as JSON to PATH")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also run the cluster check, launched like training (docs/distributed.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -40,6 +45,18 @@ def run(args: argparse.Namespace) -> int:
 
     report = Report(template="?")
     cfg = step("config", lambda: _config(args))
+    if cfg is not None and args.cluster:
+        from lmforge.launch import launch_if_needed
+
+        argv = ["doctor", *([args.config] if args.config else []), *args.overrides, "--cluster"]
+        code = launch_if_needed(cfg, argv)  # every rank of the job runs the check
+        if code is not None:
+            return code
+        step("cluster", lambda: _cluster(cfg))
+        from lmforge.distributed import rank
+
+        if rank() != 0:  # rank 0 prints the table for the job
+            return 1 if any(f.level == "error" for f in findings) else 0
     tokenizer = cfg and step("tokenizer", lambda: _tokenizer(cfg))
     built = tokenizer and step("template", lambda: _template(cfg, tokenizer))
     if built is not None:
@@ -62,6 +79,30 @@ def _config(args: argparse.Namespace) -> tuple[Any, str]:
     cfg = load_config(args.config, args.overrides)
     where = args.config or "command line"
     return cfg, f"{where}: stage {cfg.method.stage}, template {cfg.data.template}, cutoff_len {cfg.data.cutoff_len}"
+
+
+def _cluster(cfg: Any) -> tuple[Any, str]:
+    """distributed/cluster.py on every rank, over a process group made as training makes it."""
+    import os
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+
+    from lmforge.distributed.cluster import check_cluster
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=cfg.train.ddp_timeout))
+    try:
+        nodes = int(os.environ.get("WORLD_SIZE", "1")) > int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        shared = nodes and bool(cfg.train.extra.get("deepspeed"))
+        summary = check_cluster(cfg, timeout_s=cfg.train.rdzv_timeout, shared_output=shared)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    hosts = sorted({r["host"] for r in summary["ranks"]})
+    return summary, f"world size {summary['world_size']} on {summary['nodes']} node(s) ({', '.join(hosts)}): consistent"
 
 
 def _tokenizer(cfg: Any) -> tuple[Any, str]:

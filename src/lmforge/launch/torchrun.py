@@ -115,7 +115,7 @@ def _failure_message(failure: Any) -> str:
         return message
     if failure.exitcode < 0:
         return f"killed by {failure.signal_name()} (exit code {128 - failure.exitcode})"
-    return f"exited with code {failure.exitcode} (its traceback is above)"
+    return f"exited with code {failure.exitcode} (see its output above)"
 
 
 def _is_rendezvous_error(err: BaseException) -> bool:
