@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint docs clean browser
+LLAMA_CPP := $(VENV)/.llama-cpp-$(shell grep '^llama-cpp-python==' constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: setup demo test lint docs clean browser golang llama-cpp
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +24,26 @@ demo: setup
 	$(BIN)/lmforge train examples/quickstart.yaml overwrite_output_dir=true
 	$(BIN)/lmforge chat examples/quickstart.yaml adapter_name_or_path=saves/quickstart --query "Who are you?"
 
-test: setup browser
+test: setup browser golang llama-cpp
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# llama.cpp itself reads the GGUF exports in tests/export: llama-cpp-python is an sdist, built once
+# (~5 min on 2 cores; GGML_NATIVE=OFF so the wheel runs on any x86-64) and kept in pip's wheel cache.
+# `make demo` does not need it. Without a compiler the llama.cpp tests skip and say why.
+$(LLAMA_CPP): | $(STAMP)
+	@echo "llama-cpp-python: building once from source (~5 min; pip caches the wheel)"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -c constraints.txt \
+		"$$(grep '^llama-cpp-python==' constraints.txt)" && touch $@ || \
+		echo "llama-cpp-python not built: the llama.cpp GGUF tests will skip"
+
+llama-cpp: $(LLAMA_CPP)
+
+# The Modelfile test renders Ollama's TEMPLATE with Go's text/template (Debian's golang), installed
+# like chromium: when missing and we are root, else that test skips and says why.
+golang:
+	@command -v go >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null) ; } || \
+		echo "go not installed: the Modelfile template test will skip"
 
 # The web chat test drives Debian's Chromium (never a downloaded browser build); installed when
 # missing and we are root, else that one test skips and says why.
