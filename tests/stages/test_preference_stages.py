@@ -179,9 +179,13 @@ def test_reward_model_learns_the_pairs_and_loads_in_plain_transformers(
     assert scores[0] > scores[1]
 
 
-def test_kto_loss_falls(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+FULL_PRECOMPUTED = {"finetuning_type": "full", "learning_rate": 1e-3, "precompute_ref_log_probs": True}
+
+
+@pytest.mark.parametrize("keys", [{}, FULL_PRECOMPUTED], ids=["lora", "full-precomputed-reference"])
+def test_kto_loss_falls(tiny_model_dir: Path, data_dir: Path, tmp_path: Path, keys: dict[str, Any]) -> None:
     out = tmp_path / "kto"
-    run_training(build_config(_flat(tiny_model_dir, data_dir, out, "kto")))
+    run_training(build_config(_flat(tiny_model_dir, data_dir, out, "kto", **keys)))
     rows = _log(out)
     assert rows[0]["loss"] == pytest.approx(0.5, abs=1e-4)  # 1 - s(0) at step 0, weights 1
     assert _mean(rows[-3:], "loss") < 0.4

@@ -86,7 +86,7 @@ class PairwiseCollator:
 @dataclass
 class FeedbackCollator:
     """kto: ``2n`` rows, the n labelled answers first, then their n mismatched (KL) rows, plus the
-    boolean ``kto_label`` of each answer."""
+    boolean ``kto_label`` of each answer; precomputed ``ref_logps`` / ``ref_kl_logps`` pass through."""
 
     pad_token_id: int
 
@@ -95,6 +95,9 @@ class FeedbackCollator:
         rows += [(f["kl_input_ids"], f["kl_labels"]) for f in features]
         batch = _pad_rows(rows, self.pad_token_id)
         batch["kto_label"] = torch.tensor([bool(f["kto_label"]) for f in features], dtype=torch.bool)
+        for key in ("ref_logps", "ref_kl_logps"):  # precompute_ref_log_probs
+            if key in features[0]:
+                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.float32)
         return batch
 
 
