@@ -203,40 +203,49 @@ def _wait_for(path: Path, process: subprocess.Popen, log: Path, timeout: float =
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("name", ["galore", "badam"])
-def test_sigkill_after_checkpoint_resume_reproduces_uninterrupted_losses(
-    model_dir: Path, tmp_path: Path, runs: dict[str, Any], name: str
-) -> None:
-    """The GaLore projection (recomputed every 3 steps) and the BAdam block (switched every 3
-    steps) both straddle the checkpoint at step 4."""
-    out, log_path = tmp_path / "run", tmp_path / "child.log"
-    keys = {**METHODS[name], "save_steps": 4}
-    with log_path.open("w") as log:
+KILLED = ("galore", "badam")
+
+
+@pytest.fixture(scope="module")
+def killed_runs(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """GaLore and BAdam runs (started together) SIGKILLed once checkpoint-4 is written."""
+    runs = {}
+    for name in KILLED:
+        out = tmp_path_factory.mktemp(f"killed-{name}") / "run"
+        log = (out.parent / "child.log").open("w")
+        keys = {**METHODS[name], "save_steps": 4}
+        command = [sys.executable, str(HERE / "optim_run.py"), str(model_dir), str(out), json.dumps(keys)]
         process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "optim_run.py"),
-                str(model_dir),
-                str(out),
-                json.dumps(keys),
-                "--stall-after",
-                "4",
-            ],
+            [*command, "--stall-after", "4"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )
-        try:
-            _wait_for(out / "checkpoint-4" / "optimizer.pt", process, log_path)
-            time.sleep(0.5)  # the checkpoint is published by rename, after optimizer.pt is written
-        finally:
+        runs[name] = (out, process, log)
+    try:
+        for out, process, log in runs.values():
+            _wait_for(out / "checkpoint-4" / "trainer_state.json", process, Path(log.name))  # written last
+        time.sleep(0.5)
+    finally:
+        for _, process, log in runs.values():
             process.send_signal(signal.SIGKILL)
             process.wait()
-    assert process.returncode == -signal.SIGKILL
+            log.close()
+    for _, process, _ in runs.values():
+        assert process.returncode == -signal.SIGKILL
+    return {name: out for name, (out, _, _) in runs.items()}
+
+
+@pytest.mark.parametrize("name", KILLED)
+def test_sigkill_after_checkpoint_resume_reproduces_uninterrupted_losses(
+    model_dir: Path, killed_runs: dict[str, Path], runs: dict[str, Any], name: str
+) -> None:
+    """The GaLore projection (recomputed every 3 steps) and the BAdam block (switched every 3
+    steps) both straddle the checkpoint at step 4."""
+    out = killed_runs[name]
     killed = [json.loads(line) for line in (out / LOSS_LOG).read_text().splitlines()]
     assert [r["step"] for r in killed] == [1, 2, 3, 4]
-
-    resumed = build_trainer(model_dir, out, keys)
+    resumed = build_trainer(model_dir, out, {**METHODS[name], "save_steps": 4})
     resumed.train(resume_from_checkpoint=str(out / "checkpoint-4"))
     after, expected = losses_by_step(resumed), runs[name]["losses"]
     for step in range(5, 9):
