@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lmforge.config.data import DataConfig
-from lmforge.config.method import IMPLEMENTED_STAGES
+from lmforge.config.method import IMPLEMENTED_STAGES, check_method_stage_keys
 from lmforge.config.optim import check_optimizer
 from lmforge.config.schema import RunConfig
 from lmforge.errors import LmforgeError
@@ -46,6 +46,7 @@ def check_combinations(config: RunConfig) -> None:
         raise LmforgeError("bf16 and fp16 are both on", "choose one precision")
     check_data(config)
     check_optimizer(config)
+    check_method_stage_keys(config.method)  # preference keys with another stage
 
 
 def check_data(config: RunConfig) -> None:

@@ -82,3 +82,29 @@ class MethodConfig(BaseModel):
         description="dpo/kto full fine-tuning: score the data with the reference once before training, so no "
         "second copy of the weights stays in memory.",
     )
+
+
+# Method keys only some stages read: set for another stage they would be silently ignored, so
+# check_method_stage_keys refuses them naming the stages that take them (a key written at its
+# default changes nothing: a run_config.yaml given back as a config holds every key).
+STAGE_ONLY_KEYS: dict[str, tuple[str, ...]] = {
+    "pref_beta": ("dpo", "kto"), "pref_ftx": ("dpo", "kto"), "pref_loss": ("dpo",),
+    "dpo_label_smoothing": ("dpo",), "simpo_gamma": ("dpo",),
+    "kto_chosen_weight": ("kto",), "kto_rejected_weight": ("kto",),
+    "ref_model": ("dpo", "kto", "ppo"), "ref_model_adapters": ("dpo", "kto", "ppo"),
+    "ref_model_quantization_bit": ("dpo", "kto", "ppo"),
+    "precompute_ref_log_probs": ("dpo", "kto"),
+}  # fmt: skip
+
+
+def check_method_stage_keys(method: MethodConfig) -> None:
+    from lmforge.errors import LmforgeError
+
+    for key in sorted(method.model_fields_set & set(STAGE_ONLY_KEYS)):
+        takes = STAGE_ONLY_KEYS[key]
+        if method.stage in takes or getattr(method, key) == MethodConfig.model_fields[key].default:
+            continue
+        raise LmforgeError(
+            f"{key} applies to stage {' or '.join(takes)}, and this run is stage {method.stage}",
+            f"remove {key}, or set stage: {takes[0]}",
+        )

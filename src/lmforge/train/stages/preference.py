@@ -88,6 +88,13 @@ def check_preference(cfg: Any) -> None:
         raise LmforgeError(f"streaming is not supported with stage {stage}", "set streaming: false")
     if stage == "rm":
         return
+    for key, losses in (("dpo_label_smoothing", ("sigmoid",)), ("simpo_gamma", ("simpo",))):
+        default = type(method).model_fields[key].default
+        if stage == "dpo" and method.pref_loss not in losses and getattr(method, key) != default:
+            raise LmforgeError(
+                f"{key} applies to pref_loss {' or '.join(losses)}, and this run uses pref_loss: {method.pref_loss}",
+                f"remove {key}, or set pref_loss: {losses[0]}",
+            )
     ref_keys = ("ref_model", "ref_model_adapters", "ref_model_quantization_bit", "precompute_ref_log_probs")
     if not needs_reference(cfg):
         for key in ref_keys:
