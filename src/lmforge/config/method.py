@@ -82,6 +82,46 @@ class MethodConfig(BaseModel):
         description="dpo/kto full fine-tuning: score the data with the reference once before training, so no "
         "second copy of the weights stays in memory.",
     )
+    # --- stage ppo (train/ppo/, docs/stages.md) ---------------------------------------------------
+    reward_model: str | None = Field(
+        None,
+        description="ppo: the reward model: a stage rm output_dir (full model, or a LoRA adapter: detected by its "
+        "adapter_config.json, on model_name_or_path) or the http(s) URL of a scoring server (POST "
+        "/v1/score/evaluation, e.g. lmforge api with stage: rm).",
+    )
+    reward_model_adapters: list[str] | None = Field(
+        None, description="ppo: LoRA adapters merged into a full reward_model (comma-separated)."
+    )
+    reward_model_quantization_bit: Literal[4, 8] | None = Field(
+        None, description="ppo: load a local reward_model in 4 or 8 bits (bitsandbytes)."
+    )
+    reward_model_type: Literal["full", "lora", "api"] | None = Field(
+        None, description="ppo: what reward_model is: full, lora or api; default: detected from reward_model."
+    )
+    ppo_epochs: int = Field(4, gt=0, description="ppo: optimisation passes over each rollout batch.")
+    ppo_buffer_size: int = Field(
+        1,
+        gt=0,
+        description="ppo: minibatches per rollout batch; each rollout has ppo_buffer_size x "
+        "per_device_train_batch_size x gradient_accumulation_steps prompts, one optimizer update per minibatch.",
+    )
+    ppo_target: float = Field(6.0, gt=0, description="ppo: target KL (per answer) of the adaptive KL controller.")
+    ppo_adaptive_kl: bool = Field(
+        True, description="ppo: adapt the KL coefficient towards ppo_target (false: keep ppo_init_kl_coef fixed)."
+    )
+    ppo_init_kl_coef: float = Field(0.2, ge=0, description="ppo: starting coefficient of the per-token KL penalty.")
+    ppo_kl_horizon: int = Field(10000, gt=0, description="ppo: horizon (in answers) of the adaptive KL controller.")
+    ppo_score_norm: bool = Field(
+        False, description="ppo: normalise scores by the running mean and standard deviation of all scores so far."
+    )
+    ppo_whiten_rewards: bool = Field(
+        False, description="ppo: whiten the per-token rewards of each batch (scale only) before GAE."
+    )
+    ppo_cliprange: float = Field(0.2, gt=0, description="ppo: clip range epsilon of the policy ratio.")
+    ppo_cliprange_value: float = Field(0.2, gt=0, description="ppo: clip range of the value update.")
+    ppo_vf_coef: float = Field(0.1, ge=0, description="ppo: weight of the value loss in the total loss.")
+    ppo_gamma: float = Field(1.0, ge=0, le=1, description="ppo: discount factor gamma of GAE.")
+    ppo_lam: float = Field(0.95, ge=0, le=1, description="ppo: lambda of GAE (bias-variance trade-off).")
 
 
 # Method keys only some stages read: set for another stage they would be silently ignored, so
@@ -94,6 +134,9 @@ STAGE_ONLY_KEYS: dict[str, tuple[str, ...]] = {
     "ref_model": ("dpo", "kto", "ppo"), "ref_model_adapters": ("dpo", "kto", "ppo"),
     "ref_model_quantization_bit": ("dpo", "kto", "ppo"),
     "precompute_ref_log_probs": ("dpo", "kto"),
+    **{key: ("ppo",) for key in ("reward_model", "reward_model_adapters", "reward_model_quantization_bit",
+                                 "reward_model_type")},
+    **{key: ("ppo",) for key in MethodConfig.model_fields if key.startswith("ppo_")},
 }  # fmt: skip
 
 
