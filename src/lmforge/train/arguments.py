@@ -57,13 +57,51 @@ def build_training_arguments(cfg: RunConfig) -> Any:
     )
     if train.optim in LOMO_OPTIMS or is_layerwise(cfg.optimizer):
         kwargs["max_grad_norm"] = 0.0  # updates happen in backward, before the whole gradient exists
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:
         kwargs["ddp_find_unused_parameters"] = False
         if not has_cuda():
             kwargs["ddp_backend"] = "gloo"
-    kwargs.update(train.extra)
+    extra = dict(train.extra)
+    if extra.get("deepspeed"):  # docs/distributed.md: a shipped name or a JSON file, auto values filled
+        extra["deepspeed"] = _deepspeed(cfg, extra["deepspeed"], bf16, fp16, world_size)
+    if extra.get("fsdp"):
+        _check_fsdp(extra)
+    kwargs.update(extra)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
         return TrainingArguments(**kwargs)
     except (TypeError, ValueError) as err:
         raise LmforgeError(f"invalid training arguments: {err}") from None
+
+
+def _deepspeed(cfg: RunConfig, value: Any, bf16: bool, fp16: bool, world_size: int) -> dict[str, Any]:
+    """The filled DeepSpeed config; on CPU the process group is gloo, made before the arguments
+    (DeepSpeed would look for MPI or oneCCL otherwise; ZeRO-3 needs the group at model load)."""
+    from lmforge.distributed.deepspeed import fill_deepspeed_config, load_deepspeed_config
+
+    config = fill_deepspeed_config(load_deepspeed_config(value), cfg, bf16, fp16, world_size, has_cuda())
+    try:
+        import deepspeed
+    except ImportError:
+        raise LmforgeError("deepspeed: DeepSpeed is not installed", "pip install 'lmforge[deepspeed]'") from None
+    if not has_cuda() and "RANK" not in os.environ:
+        raise LmforgeError(
+            "deepspeed on CPU needs a launcher (it looks for MPI otherwise)",
+            "launch with FORCE_TORCHRUN=1 lmforge train ... (or torchrun -m lmforge train ...)",
+        )
+    if not has_cuda():
+        from datetime import timedelta
+
+        deepspeed.init_distributed(dist_backend="gloo", timeout=timedelta(seconds=cfg.train.ddp_timeout))
+    return config
+
+
+def _check_fsdp(extra: dict[str, Any]) -> None:
+    """FSDP through transformers' ``fsdp``/``fsdp_config`` keys needs several processes; on CPU it is
+    refused (docs/distributed.md: the CPU spike result) rather than left to hang or fail late."""
+    if "RANK" not in os.environ:
+        raise LmforgeError(
+            "fsdp needs several processes",
+            "launch with NPROC_PER_NODE=<GPUs> lmforge train ... (or FORCE_TORCHRUN=1), or remove fsdp",
+        )
