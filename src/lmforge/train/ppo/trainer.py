@@ -47,6 +47,7 @@ from lmforge.train.ppo import core
 from lmforge.train.ppo.rollout import row_seed, sample_answers
 from lmforge.train.ppo.scores import Rollout
 from lmforge.train.ppo.value_head import ValueHead
+from lmforge.train.trainer import LmforgeTrainerMixin
 
 PPO_STATE_FILE = "ppo_state.json"
 
@@ -84,13 +85,6 @@ class PpoSteps(Trainer):
         self._ppo_logs: dict[str, list[float]] = defaultdict(list)
 
     # -- optimizer, saving, resume ---------------------------------------------------------------
-
-    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
-        """The run's optimizer over the policy, plus a group for the value head (no weight decay)."""
-        optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
-        if not any(p is self.value_head.summary.weight for g in optimizer.param_groups for p in g["params"]):
-            optimizer.add_param_group({"params": list(self.value_head.parameters()), "weight_decay": 0.0})
-        return optimizer
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
@@ -272,3 +266,17 @@ def _pack(prompts: list[list[int]], answers: list[list[int]], pad_id: int, devic
 
 def _select(batch: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
     return {key: value[index] for key, value in batch.items()}
+
+
+class PpoTrainer(LmforgeTrainerMixin, PpoSteps):
+    """One PPO iteration per step with lmforge's reliability (checkpoints without pickles, NaN
+    guard, step metrics), LoRA+ and optimizers."""
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """The run's optimizer over the policy (LoRA+ groups included), plus a group for the value
+        head at the base learning rate, without weight decay."""
+        optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
+        head = list(self.value_head.parameters())
+        if not any(p is head[0] for group in optimizer.param_groups for p in group["params"]):
+            optimizer.add_param_group({"params": head, "lr": self.args.learning_rate, "weight_decay": 0.0})
+        return optimizer
