@@ -6,6 +6,7 @@ from lmforge.config.data import DataConfig
 from lmforge.config.method import IMPLEMENTED_STAGES, check_method_stage_keys
 from lmforge.config.optim import check_optimizer
 from lmforge.config.schema import RunConfig
+from lmforge.config.stage_keys import check_stage_keys
 from lmforge.errors import LmforgeError
 
 LORA_ONLY_KEYS = (
@@ -47,6 +48,7 @@ def check_combinations(config: RunConfig) -> None:
     check_data(config)
     check_optimizer(config)
     check_method_stage_keys(config.method)  # preference keys with another stage
+    check_stage_keys(config)  # rewards / grpo / distill keys with another stage
 
 
 def check_data(config: RunConfig) -> None:

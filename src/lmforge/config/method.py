@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto")
+IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto", "grpo")
 PREFERENCE_STAGES = ("rm", "dpo", "kto")
 REFERENCE_FREE_LOSSES = ("orpo", "simpo")
 
@@ -18,7 +18,8 @@ class MethodConfig(BaseModel):
     stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "grpo"] = Field(
         "sft",
         description="Training stage: pt (pre-training), sft (supervised fine-tuning), rm (reward model), "
-        "dpo (pairwise preferences: DPO, ORPO, SimPO, ...) or kto (desirable/undesirable answers).",
+        "dpo (pairwise preferences: DPO, ORPO, SimPO, ...), kto (desirable/undesirable answers) or "
+        "grpo (group-relative policy optimization with reward_funcs).",
     )
     finetuning_type: Literal["full", "freeze", "lora"] = Field(
         "lora", description="Which parameters train: full, freeze (last layers/modules) or lora."

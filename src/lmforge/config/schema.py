@@ -14,6 +14,7 @@ from lmforge.config.data import DataConfig
 from lmforge.config.eval import EvalConfig
 from lmforge.config.export import ExportConfig
 from lmforge.config.generate import GenerateConfig
+from lmforge.config.grpo import GrpoConfig
 from lmforge.config.method import MethodConfig
 from lmforge.config.model import ModelConfig
 from lmforge.config.optim import OptimizerConfig
@@ -32,6 +33,7 @@ GROUPS: dict[str, type[BaseModel]] = {
     "optimizer": OptimizerConfig,
     "eval": EvalConfig,
     "rewards": RewardsConfig,  # grpo, ppo
+    "grpo": GrpoConfig,
 }
 
 KEY_TO_GROUP: dict[str, str] = {
@@ -52,6 +54,7 @@ class RunConfig(BaseModel):
     optimizer: OptimizerConfig = OptimizerConfig()
     eval: EvalConfig = EvalConfig()
     rewards: RewardsConfig = RewardsConfig()
+    grpo: GrpoConfig = GrpoConfig()
 
     def to_flat(self, *, only_set: bool = False) -> dict[str, Any]:
         """The config as flat LLaMA-Factory-style keys (what run_config.yaml holds)."""

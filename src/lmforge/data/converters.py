@@ -40,7 +40,7 @@ def check_columns(attr: DatasetAttr, columns: set[str], stage: str) -> None:
     required = set(attr.explicit_columns)
     if attr.formatting in ("alpaca", "text"):
         required.add("prompt")
-        if attr.formatting == "alpaca" and stage != "pt":
+        if attr.formatting == "alpaca" and stage != "pt" and (attr.ranking or stage not in PROMPT_STAGES):
             required |= {"chosen", "rejected"} if attr.ranking else {"response"}
     else:
         required.add("messages")
@@ -55,6 +55,9 @@ def check_columns(attr: DatasetAttr, columns: set[str], stage: str) -> None:
 
 
 PAIR_STAGES = ("rm", "dpo")  # the stages that train on chosen/rejected pairs
+# The stages that generate their own answers: a record needs only a prompt (everything before the
+# last assistant turn); that answer, when present, is the reference (exact-match rewards).
+PROMPT_STAGES = ("ppo", "grpo")
 
 
 def check_stage_takes(attr: DatasetAttr, stage: str) -> None:
@@ -103,7 +106,8 @@ def _convert_row(row: dict[str, Any], attr: DatasetAttr, where: str, stage: str)
         return None, "text only (stage sft needs conversations)"
     if stage == "kto" and record["kto_label"] is None:
         return None, "no kto_tag value"
-    reason = drop_reason(record, needs_response=record["chosen"] is None)  # kto: the answer is the last turn
+    needs_response = record["chosen"] is None and stage not in PROMPT_STAGES  # kto: the answer is the last turn
+    reason = drop_reason(record, needs_response=needs_response)
     if reason is None and record["chosen"] is not None:
         reason = next((f"empty {side} answer" for side in ("chosen", "rejected") if not _answered(record[side])), None)
     return (None, reason) if reason else (record, None)

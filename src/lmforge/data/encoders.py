@@ -14,6 +14,7 @@ from typing import Any
 
 from lmforge.data.pairwise import feedback_batch, pairwise_batch
 from lmforge.data.processors import IGNORE_INDEX, pretrain_batch, supervised_batch
+from lmforge.data.prompts import prompt_batch
 from lmforge.data.registry import DatasetAttr
 from lmforge.errors import LmforgeError
 
@@ -119,9 +120,14 @@ FEEDBACK = Encoding(
     sequences=(("input_ids", "labels"), ("kl_input_ids", "kl_labels")),
     check_attr=_check_feedback,
 )
+# Stages that generate (grpo): the prompt before the last answer, which is the reference (data/prompts.py).
+PROMPTS = Encoding(
+    "prompts", prompt_batch, _preference_kwargs, sequences=(("prompt_ids", "prompt_ids"),)
+)  # a prompt's tokens count as the row's for the statistics; one over cutoff_len is empty, so dropped
 
 # Stage name -> encoding; each stage module in train/stages/ names the same object (a test checks).
-ENCODINGS: dict[str, Encoding] = {"pt": PRETRAIN, "sft": SUPERVISED, "rm": PAIRWISE, "dpo": PAIRWISE, "kto": FEEDBACK}
+ENCODINGS: dict[str, Encoding] = {"pt": PRETRAIN, "sft": SUPERVISED, "rm": PAIRWISE, "dpo": PAIRWISE, "kto": FEEDBACK,
+             "grpo": PROMPTS}  # fmt: skip
 
 
 def encoding_for(stage: str) -> Encoding:

@@ -91,7 +91,7 @@ class StepMetrics:
         """Call once per micro-batch with the collated inputs (before the forward pass)."""
         if self._window_start is None:
             self._window_start = time.perf_counter()
-        ids = inputs.get("input_ids")
+        ids = inputs.get("input_ids") if hasattr(inputs, "get") else None  # trl's GRPO: raw rows, counted later
         if not isinstance(ids, torch.Tensor):
             return
         mask = inputs.get("attention_mask")

@@ -87,9 +87,10 @@ def trainer_kwargs(parts: StageParts) -> dict[str, Any]:
 
 
 def _registry() -> dict[str, Stage]:
-    from lmforge.train.stages import dpo, kto, pt, rm, sft
+    from lmforge.train.stages import dpo, grpo, kto, pt, rm, sft
 
-    return {stage.name: stage for stage in (pt.STAGE, sft.STAGE, rm.STAGE, dpo.STAGE, kto.STAGE)}
+    stages = (pt.STAGE, sft.STAGE, rm.STAGE, dpo.STAGE, kto.STAGE, grpo.STAGE)
+    return {stage.name: stage for stage in stages}
 
 
 def stage_names() -> tuple[str, ...]:
