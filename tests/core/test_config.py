@@ -70,7 +70,6 @@ def test_wrong_type_names_key_and_value() -> None:
         ({"finetuning_type": "freeze", "loraplus_lr_ratio": 16}, "loraplus_lr_ratio needs finetuning_type: lora"),
         ({"bf16": True, "fp16": True}, "bf16 and fp16 are both on"),
         ({"interleave_probs": [0.5, 0.5], "dataset": ["a", "b"]}, "interleave_probs needs mix_strategy"),
-        ({"stage": "ppo"}, "stage 'ppo' is not available"),
         ({"use_dora": True, "pissa_init": True}, "use_dora and pissa_init cannot be combined"),
     ],
 )

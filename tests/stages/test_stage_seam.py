@@ -7,6 +7,7 @@ from transformers import Trainer
 
 from lmforge.config.method import IMPLEMENTED_STAGES
 from lmforge.data.encoders import ENCODINGS
+from lmforge.train.ppo.trainer import PpoTrainer
 from lmforge.train.reliability import ReliableTrainerMixin
 from lmforge.train.stages import get_stage, stage_names
 from lmforge.train.stages.dpo import DpoTrainer
@@ -23,7 +24,7 @@ def test_every_implemented_stage_is_registered_with_its_encoding() -> None:
 
 def test_stage_trainers_share_the_mixin_and_redefine_no_private_trainer_method() -> None:
     private = {name for name in dir(Trainer) if name.startswith("_") and not name.startswith("__")}
-    for trainer in (LmforgeTrainer, DpoTrainer, KtoTrainer, RewardTrainer):
+    for trainer in (LmforgeTrainer, DpoTrainer, KtoTrainer, RewardTrainer, PpoTrainer):
         assert issubclass(trainer, LmforgeTrainerMixin) and issubclass(trainer, ReliableTrainerMixin)
         for cls in trainer.__mro__:
             if cls.__module__.startswith(("transformers", "builtins")):

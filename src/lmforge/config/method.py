@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto", "grpo")
+IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "grpo")
 PREFERENCE_STAGES = ("rm", "dpo", "kto")
 REFERENCE_FREE_LOSSES = ("orpo", "simpo")
 
