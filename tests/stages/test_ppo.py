@@ -239,3 +239,29 @@ def test_reward_model_type_is_detected_and_a_causal_lm_or_missing_folder_is_refu
     (adapter / "adapter_config.json").write_text(json.dumps({"task_type": "CAUSAL_LM"}))
     with pytest.raises(LmforgeError, match="LoRA adapter for CAUSAL_LM, not a reward model"):
         check_reward_model(str(adapter), "lora")
+
+
+def test_a_lora_reward_adapter_loads_on_the_runs_base_and_scores_as_peft_does(
+    tiny_model_dir: Path, toy: dict[str, Path], tmp_path: Path, tokenizer: Any
+) -> None:
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    from lmforge.train.stages import get_stage
+
+    torch.manual_seed(1)
+    adapter = tmp_path / "rm-lora"
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    lora = LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["q_proj"], modules_to_save=["score"])
+    get_peft_model(base, lora).save_pretrained(adapter)
+    cfg = build_config(_flat(tiny_model_dir, toy, tmp_path / "out", reward_model=str(adapter)))
+    get_stage("ppo").check(cfg)
+    models = get_stage("ppo").load_models(cfg, tokenizer)
+    assert set(models) == {"reward"}  # LoRA policy: the reference is the base with the adapter disabled
+    ids = torch.tensor([[5, 6, 7, 8]])
+    plain = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1),
+                                      adapter).eval()  # fmt: skip
+    with torch.no_grad():
+        assert float(models["reward"](input_ids=ids).logits[0, 0]) == pytest.approx(
+            float(plain(input_ids=ids).logits[0, 0]), abs=1e-5
+        )
