@@ -124,10 +124,12 @@ class PpoSteps(Trainer):
         """Rollout, scores, and everything computed without gradients before the updates."""
         policy = self.accelerator.unwrap_model(model)
         step = self.state.global_step + 1
+        first = self.args.process_index * len(prompts)  # each data-parallel rank samples its own rows
         policy.eval()
         answers = sample_answers(
             policy, prompts, self.sampling, eos_ids=self.eos_ids, pad_id=self.pad_id,
-            seeds=[row_seed(self.args.seed, step, row) for row in range(len(prompts))], context_len=self.context_len,
+            seeds=[row_seed(self.args.seed, step, first + row) for row in range(len(prompts))],
+            context_len=self.context_len,
         )  # fmt: skip
         rollout = Rollout(prompts, answers, references, self.processing_class)
         raw_scores = self.scorer(rollout).to(self.args.device)
