@@ -114,10 +114,11 @@ def _is_packed(param: Any) -> bool:
 
 
 def param_count(param: Any) -> int:
-    """Weights a parameter stands for: the unpacked shape of a 4-bit tensor, else ``numel()``."""
+    """Weights a parameter stands for: the unpacked shape of a 4-bit tensor, the full size of a
+    DeepSpeed ZeRO-3 partitioned one (``ds_numel``; its local ``numel()`` is 0), else ``numel()``."""
     if _is_packed(param):
         return int(torch.Size(param.quant_state.shape).numel())
-    return param.numel()
+    return int(getattr(param, "ds_numel", None) or param.numel())
 
 
 def param_storage_bytes(param: Any) -> int:
