@@ -39,7 +39,7 @@ def setup_worker_logs() -> None:
 def report_error(line: str) -> None:
     """Print ``line`` (``lmforge: error: ...``), or hand it to lmforge's launcher."""
     error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")
-    if is_worker() and os.environ.get(LAUNCHER_ENV) and error_file:
+    if os.environ.get(LAUNCHER_ENV) and error_file:  # also a job of one process (FORCE_TORCHRUN=1)
         message = line.removeprefix("lmforge: error: ")
         try:
             with open(error_file, "w", encoding="utf-8") as handle:
