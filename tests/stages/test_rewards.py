@@ -14,7 +14,7 @@ from lmforge.train.rewards import as_rational, final_answer, load_reward_functio
 
 
 def rewards_of(tmp_path: Path, **flat):
-    return load_reward_functions(build_config({"output_dir": str(tmp_path / "out"), **flat}))
+    return load_reward_functions(build_config({"output_dir": str(tmp_path / "out"), "stage": "grpo", **flat}))
 
 
 def test_builtins_score_exact_values(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "grpo")
+IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto", "ppo", "grpo", "distill")
 PREFERENCE_STAGES = ("rm", "dpo", "kto")
 REFERENCE_FREE_LOSSES = ("orpo", "simpo")
 
@@ -15,11 +15,11 @@ REFERENCE_FREE_LOSSES = ("orpo", "simpo")
 class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "grpo"] = Field(
+    stage: Literal["pt", "sft", "rm", "dpo", "kto", "ppo", "grpo", "distill"] = Field(
         "sft",
         description="Training stage: pt (pre-training), sft (supervised fine-tuning), rm (reward model), "
-        "dpo (pairwise preferences: DPO, ORPO, SimPO, ...), kto (desirable/undesirable answers) or "
-        "grpo (group-relative policy optimization with reward_funcs).",
+        "dpo (pairwise preferences: DPO, ORPO, SimPO, ...), kto (desirable/undesirable answers), "
+        "grpo (group-relative policy optimization with reward_funcs) or distill (from teacher_model).",
     )
     finetuning_type: Literal["full", "freeze", "lora"] = Field(
         "lora", description="Which parameters train: full, freeze (last layers/modules) or lora."

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from lmforge.config.data import DataConfig
+from lmforge.config.distill import DistillConfig
 from lmforge.config.eval import EvalConfig
 from lmforge.config.export import ExportConfig
 from lmforge.config.generate import GenerateConfig
@@ -34,6 +35,7 @@ GROUPS: dict[str, type[BaseModel]] = {
     "eval": EvalConfig,
     "rewards": RewardsConfig,  # grpo, ppo
     "grpo": GrpoConfig,
+    "distill": DistillConfig,
 }
 
 KEY_TO_GROUP: dict[str, str] = {
@@ -55,6 +57,7 @@ class RunConfig(BaseModel):
     eval: EvalConfig = EvalConfig()
     rewards: RewardsConfig = RewardsConfig()
     grpo: GrpoConfig = GrpoConfig()
+    distill: DistillConfig = DistillConfig()
 
     def to_flat(self, *, only_set: bool = False) -> dict[str, Any]:
         """The config as flat LLaMA-Factory-style keys (what run_config.yaml holds)."""

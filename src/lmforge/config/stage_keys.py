@@ -11,8 +11,8 @@ from typing import Any
 
 from lmforge.errors import LmforgeError
 
-GROUP_STAGES: dict[str, tuple[str, ...]] = {"rewards": ("grpo", "ppo"), "grpo": ("grpo",)}
-KEY_STAGES: dict[str, tuple[str, ...]] = {}
+GROUP_STAGES: dict[str, tuple[str, ...]] = {"rewards": ("grpo", "ppo"), "grpo": ("grpo",), "distill": ("distill",)}
+KEY_STAGES: dict[str, tuple[str, ...]] = {"max_completion_length": ("grpo", "distill")}  # distill_on_policy too
 
 
 def check_stage_keys(config: Any) -> None:

@@ -127,7 +127,7 @@ PROMPTS = Encoding(
 
 # Stage name -> encoding; each stage module in train/stages/ names the same object (a test checks).
 ENCODINGS: dict[str, Encoding] = {"pt": PRETRAIN, "sft": SUPERVISED, "rm": PAIRWISE, "dpo": PAIRWISE, "kto": FEEDBACK,
-             "grpo": PROMPTS, "ppo": PROMPTS}  # fmt: skip
+             "grpo": PROMPTS, "ppo": PROMPTS, "distill": SUPERVISED}  # fmt: skip
 
 
 def encoding_for(stage: str) -> Encoding:

@@ -87,9 +87,9 @@ def trainer_kwargs(parts: StageParts) -> dict[str, Any]:
 
 
 def _registry() -> dict[str, Stage]:
-    from lmforge.train.stages import dpo, grpo, kto, ppo, pt, rm, sft
+    from lmforge.train.stages import distill, dpo, grpo, kto, ppo, pt, rm, sft
 
-    stages = (pt.STAGE, sft.STAGE, rm.STAGE, dpo.STAGE, kto.STAGE, ppo.STAGE, grpo.STAGE)
+    stages = (pt.STAGE, sft.STAGE, rm.STAGE, dpo.STAGE, kto.STAGE, ppo.STAGE, grpo.STAGE, distill.STAGE)
     return {stage.name: stage for stage in stages}
 
 
