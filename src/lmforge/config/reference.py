@@ -21,6 +21,9 @@ GROUP_TITLES = {
     "trackers": "Trackers",
     "optimizer": "Memory-saving optimizers (docs/optimizers.md)",
     "eval": "Evaluation (lmforge eval, do_predict)",
+    "rewards": "Reward functions (stages grpo and ppo: docs/stages.md)",
+    "grpo": "GRPO (stage grpo)",
+    "distill": "Distillation (stage distill)",
 }
 
 
