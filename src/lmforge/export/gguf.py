@@ -264,9 +264,12 @@ def _permute(weights: Any, n_head: int, n_head_kv: int) -> Any:
 
 
 def _quantize_q4_k_m(source: Path, target: Path) -> None:
+    import ctypes
+
     llama_cpp = quantizer()
+    llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
-    code = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), params)
+    code = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
     if code != 0:
         raise LmforgeError(f"llama.cpp's quantizer failed on {source.name} (code {code})", QUANTIZER_HINT)
