@@ -77,8 +77,8 @@ def _flat(model: Path, data_dir: Path, out: Path, **keys: Any) -> dict[str, Any]
     return {
         "model_name_or_path": str(model), "stage": "grpo", "dataset": "words", "dataset_dir": str(data_dir),
         "template": "chatml", "cutoff_len": 64, "output_dir": str(out), "per_device_train_batch_size": 8,
-        "num_generations": 4, "max_completion_length": 3, "learning_rate": 5e-3, "max_steps": 10,
-        "logging_steps": 1, "save_steps": 5, "preprocessing_num_workers": 1, "lr_scheduler_type": "constant",
+        "num_generations": 4, "max_completion_length": 3, "learning_rate": 5e-3, "max_steps": 8,
+        "logging_steps": 1, "save_steps": 4, "preprocessing_num_workers": 1, "lr_scheduler_type": "constant",
         "seed": 0, "finetuning_type": "lora", "lora_rank": 8, "reward_funcs": "exact_match", "plot_loss": False,
         **keys,
     }  # fmt: skip
@@ -109,7 +109,7 @@ def test_grpo_reward_rises_and_a_killed_run_resumes_to_the_same_losses(
     expected = _log(reference)
     rewards = [expected[step]["rewards/exact_match/mean"] for step in sorted(expected)]
     assert rewards[0] == 0.25  # step 1 samples the starting model: 8 of 32 answers are "blue"
-    assert sum(rewards[-5:]) / 5 > rewards[0] + 0.3, rewards
+    assert sum(rewards[-4:]) / 4 > rewards[0] + 0.3, rewards
     assert (reference / "adapter_model.safetensors").is_file()
     assert expected[1]["tokens_per_sec"] > 0  # prompts and sampled answers are counted
 
@@ -123,7 +123,7 @@ def test_grpo_reward_rises_and_a_killed_run_resumes_to_the_same_losses(
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )  # fmt: skip
         try:
-            _wait_for(out / "checkpoint-5" / COMPLETE_MARKER, child, log)
+            _wait_for(out / "checkpoint-4" / COMPLETE_MARKER, child, log)
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait()
@@ -131,6 +131,6 @@ def test_grpo_reward_rises_and_a_killed_run_resumes_to_the_same_losses(
     run_training(build_config({**_flat(warm_model, data_dir, out), "resume_from_checkpoint": True}))
     resumed = _log(out)
     assert sorted(resumed) == sorted(expected)
-    for step in range(6, 11):
+    for step in range(5, 9):
         for key in ("loss", "rewards/exact_match/mean", "completions/mean_length"):
             assert resumed[step][key] == pytest.approx(expected[step][key], abs=1e-5), (step, key)
