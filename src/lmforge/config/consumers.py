@@ -13,4 +13,5 @@ CHECKED_ONLY: dict[str, str] = {
     "badam_mode": "only layer is implemented; config/optim.py refuses ratio",
     "badam_update_ratio": "ratio mode only, which config/optim.py refuses",
     "badam_mask_mode": "ratio mode only, which config/optim.py refuses",
+    "export_size": "read as ExportConfig.shard_bytes (the parsed size) by export/merge.py",
 }
