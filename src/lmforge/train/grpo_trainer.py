@@ -40,6 +40,17 @@ class EpochSeededSampler(RepeatSampler):
     (a fresh generator) would visit the prompts of later epochs in another order. Seeded from the
     epoch (transformers calls ``set_epoch`` before each one), a resume sees the same prompts."""
 
+    @classmethod
+    def like(cls, sampler: RepeatSampler) -> EpochSeededSampler:
+        return cls(
+            data_source=sampler.data_source,
+            mini_repeat_count=sampler.mini_repeat_count,
+            batch_size=sampler.batch_size,
+            repeat_count=sampler.repeat_count,
+            shuffle=sampler.shuffle,
+            seed=sampler.seed,
+        )
+
     def set_epoch(self, epoch: int) -> None:
         if self.shuffle:
             self.generator.manual_seed((self.seed or 0) + epoch)
@@ -48,16 +59,15 @@ class EpochSeededSampler(RepeatSampler):
 class GrpoTrainer(LmforgeTrainerMixin, GRPOTrainer):
     """trl's GRPOTrainer with lmforge's reliability (checkpoints, NaN guard, metrics, LoRA+, optimizers)."""
 
-    def _get_train_sampler(self, dataset: Any = None) -> EpochSeededSampler:
-        # trl 1.16's own sampler (the same arguments), made resumable: the one private method replaced.
-        return EpochSeededSampler(
-            data_source=dataset if dataset is not None else self.train_dataset,
-            mini_repeat_count=self.num_generations,
-            batch_size=self.args.generation_batch_size // self.num_generations,
-            repeat_count=self.num_iterations * self.args.steps_per_generation,
-            shuffle=self.shuffle_dataset,
-            seed=self.args.seed,
-        )
+    def get_train_dataloader(self) -> Any:
+        """trl's loader with its prompt sampler made resumable (public hook: no private method replaced)."""
+        loader = super().get_train_dataloader()
+        outer = getattr(loader, "batch_sampler", None)
+        for holder in (outer, getattr(outer, "batch_sampler", None)):
+            sampler = getattr(holder, "sampler", None)
+            if type(sampler) is RepeatSampler:
+                holder.sampler = EpochSeededSampler.like(sampler)
+        return loader
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
