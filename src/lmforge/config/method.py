@@ -19,7 +19,8 @@ class MethodConfig(BaseModel):
         "sft",
         description="Training stage: pt (pre-training), sft (supervised fine-tuning), rm (reward model), "
         "dpo (pairwise preferences: DPO, ORPO, SimPO, ...), kto (desirable/undesirable answers), "
-        "ppo (PPO against reward_model or reward_funcs), grpo (group-relative policy optimization with reward_funcs) or distill (from teacher_model).",
+        "ppo (PPO against reward_model or reward_funcs), "
+        "grpo (group-relative policy optimization with reward_funcs) or distill (from teacher_model).",
     )
     finetuning_type: Literal["full", "freeze", "lora"] = Field(
         "lora", description="Which parameters train: full, freeze (last layers/modules) or lora."
