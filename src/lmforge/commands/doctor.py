@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
             return 1 if any(f.level == "error" for f in findings) else 0
     tokenizer = cfg and step("tokenizer", lambda: _tokenizer(cfg))
     built = tokenizer and step("template", lambda: _template(cfg, tokenizer))
-    if built is not None:
+    if built is not None and built.template is None:
+        report.template = "none"  # raw-text pre-training renders no conversation: nothing to check
+    elif built is not None:
         report.template = built.template.name
         records = _records(cfg, findings)
         if records is not False:
@@ -118,6 +120,8 @@ def _template(cfg: Any, tokenizer: Any) -> tuple[Any, str]:
     from lmforge.models.tokenizer import build_tokenizer_and_template
 
     built = build_tokenizer_and_template(cfg, tokenizer)
+    if built.template is None:
+        return built, "none needed: stage pt with template auto trains on raw text"
     return built, f"{built.template.name}: end of turn {built.template.turn_suffix(built.tokenizer)!r}"
 
 

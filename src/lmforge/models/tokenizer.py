@@ -17,7 +17,7 @@ from lmforge.models.resolve import resolve_model
 
 class TokenizerWithTemplate(NamedTuple):
     tokenizer: Any  # its chat_template is the training template's
-    template: Any  # lmforge.data.templates.Template
+    template: Any  # lmforge.data.templates.Template; None for raw-text pre-training
     own_chat_template: str | None  # the model's chat template as loaded (the doctor compares the two)
 
 
@@ -32,10 +32,20 @@ def build_tokenizer_and_template(cfg: Any, tokenizer: Any = None) -> TokenizerWi
     from lmforge.data.templates import get_template
 
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model)
+    if trains_on_raw_text(cfg):
+        # Pre-training tokenizes raw text: no template, and the tokenizer is kept as it came (a base
+        # model has no chat template, and pre-training gives it none).
+        return TokenizerWithTemplate(tokenizer, None, tokenizer.chat_template)
     template = get_template(cfg.data.template, tokenizer, default_system=cfg.data.default_system)
     own_chat_template = tokenizer.chat_template
     tokenizer.chat_template = template.chat_template_jinja(tokenizer)
     return TokenizerWithTemplate(tokenizer, template, own_chat_template)
+
+
+def trains_on_raw_text(cfg: Any) -> bool:
+    """stage pt with template: auto renders no conversation, so it needs no chat template. A named
+    template still applies (``template: chatml`` with stage pt saves that chat template)."""
+    return cfg.method.stage == "pt" and cfg.data.template == "auto"
 
 
 def load_tokenizer(model_cfg: ModelConfig, folder: str | None = None) -> Any:

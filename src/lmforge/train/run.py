@@ -65,10 +65,7 @@ def run_training(cfg: RunConfig) -> TrainResult:
     args = build_training_arguments(cfg)  # before any weight loads (ZeRO-3 partitions at load time)
     cluster = _check_cluster(cfg, args, resuming=resume is not None)
     set_seed(cfg.train.seed)
-    if _trains_on_raw_text(cfg):
-        tokenizer, template, own_chat_template = _setup_raw_text_tokenizer(cfg)
-    else:
-        tokenizer, template, own_chat_template = _setup_tokenizer_and_template(cfg)
+    tokenizer, template, own_chat_template = _setup_tokenizer_and_template(cfg)
     data = _setup_data(cfg, tokenizer, template)  # on the main process first; the others load its cache
     checks = _check_template(cfg, stage, tokenizer, template, own_chat_template)
     model = _setup_model(cfg, stage, tokenizer, template)
@@ -133,26 +130,11 @@ def _looks_like_hub_id(name: str) -> bool:
 
 def _setup_tokenizer_and_template(cfg: RunConfig) -> tuple[Any, Any, str | None]:
     """The tokenizer carries the training template as its chat template, so every checkpoint and
-    the final output render prompts exactly as training did. The tokenizer's own template is
-    returned too: the pre-flight checks compare the two."""
+    the final output render prompts exactly as training did (stage pt on raw text gets no template).
+    The tokenizer's own template is returned too: the pre-flight checks compare the two."""
     from lmforge.models.tokenizer import build_tokenizer_and_template
 
     return build_tokenizer_and_template(cfg)
-
-
-def _trains_on_raw_text(cfg: RunConfig) -> bool:
-    """stage pt with template: auto renders no conversation, so it needs no chat template."""
-    return cfg.method.stage == "pt" and cfg.data.template == "auto"
-
-
-def _setup_raw_text_tokenizer(cfg: RunConfig) -> tuple[Any, None, str | None]:
-    """Pre-training tokenizes raw text: no template is built, and the tokenizer is saved as it came
-    (a base model has no chat template, and pre-training gives it none). A named template still
-    applies (``template: chatml`` with stage pt saves that chat template)."""
-    from lmforge.models.tokenizer import load_tokenizer
-
-    tokenizer = load_tokenizer(cfg.model)
-    return tokenizer, None, tokenizer.chat_template
 
 
 def _check_cluster(cfg: RunConfig, args: Any, resuming: bool) -> dict[str, Any] | None:
