@@ -30,7 +30,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(
     ddp_weights, single_weights = load_file(out / "model.safetensors"), load_file(single / "model.safetensors")
     assert ddp_weights.keys() == single_weights.keys()
     worst = max((ddp_weights[k] - single_weights[k]).abs().max().item() for k in ddp_weights)
-    assert worst < 1e-5
+    assert worst < 1e-4  # reduction order differs across ranks; weights move ~1e-2 a step
     start = load_file(tiny_model_dir / "model.safetensors")
     assert any(not torch.equal(start[k], ddp_weights[k]) for k in start)  # it did train
 

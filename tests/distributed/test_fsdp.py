@@ -30,6 +30,6 @@ def test_fsdp2_full_fine_tuning_matches_one_process_and_saves_a_loadable_model(
     run_training(build_config({**flat, "output_dir": str(single), "per_device_train_batch_size": 2}))
     sharded, alone = load_file(out / "model.safetensors"), load_file(single / "model.safetensors")
     assert sharded.keys() == alone.keys()
-    assert max((sharded[k] - alone[k]).abs().max().item() for k in sharded) < 1e-5
+    assert max((sharded[k] - alone[k]).abs().max().item() for k in sharded) < 1e-4
     model = AutoModelForCausalLM.from_pretrained(out)
     assert sum(p.numel() for p in model.parameters()) == 3_219_776

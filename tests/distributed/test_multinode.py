@@ -35,7 +35,7 @@ def test_two_nodes_on_loopback_match_one_process(tiny_model_dir: Path, data_file
     single = tmp_path / "single"
     run_training(build_config({**flat, "output_dir": str(single), "per_device_train_batch_size": 2}))
     nodes, alone = load_file(out / "model.safetensors"), load_file(single / "model.safetensors")
-    assert max((nodes[k] - alone[k]).abs().max().item() for k in nodes) < 1e-5
+    assert max((nodes[k] - alone[k]).abs().max().item() for k in nodes) < 1e-4
 
 
 def test_a_node_that_never_arrives_is_named(tiny_model_dir: Path, data_file: Path, tmp_path: Path) -> None:
