@@ -121,12 +121,18 @@ def is_layerwise(optimizer: OptimizerConfig) -> bool:
     )
 
 
+def _differs_from_default(opt: Any, key: str) -> bool:
+    """Set to a value that would change something: a run_config.yaml lists every default explicitly
+    and must load back."""
+    return key in opt.model_fields_set and getattr(opt, key) != OptimizerConfig.model_fields[key].default
+
+
 def check_optimizer(config: Any) -> None:
     """Refuse what the optimizer libraries cannot do, with the reason, before anything is written."""
     opt, train = config.optimizer, config.train
     for prefix, switch in PREFIXES.items():
         for key in OptimizerConfig.model_fields:
-            if key.startswith(prefix) and config.explicitly_set(key) and not getattr(opt, switch):
+            if key.startswith(prefix) and _differs_from_default(opt, key) and not getattr(opt, switch):
                 raise LmforgeError(f"{key} takes effect only with {switch}: true", f"set {switch}, or remove {key}")
     on = [name for name in SWITCHES if getattr(opt, name)]
     fused = train.optim in LOMO_OPTIMS
