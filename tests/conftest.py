@@ -71,3 +71,10 @@ def make_tiny_model_dir(path: Path, tokenizer, seed: int = 0) -> Path:
 def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     """A saved tiny random model directory, shared by the session (treat it as read-only)."""
     return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory():
+    """``make_tiny_model_dir`` as a fixture: ``from conftest import`` would find whichever conftest
+    module pytest imported first (tests/<dir>/conftest.py shadow this one)."""
+    return make_tiny_model_dir

@@ -126,14 +126,12 @@ def test_resume_without_checkpoint_keeps_refusing_a_directory_with_final_weights
     assert [p.name for p in out.iterdir()] == ["adapter_model.safetensors"]
 
 
-def test_pretraining_a_base_model_without_chat_template(tokenizer, tmp_path: Path) -> None:
+def test_pretraining_a_base_model_without_chat_template(tokenizer, tiny_model_factory, tmp_path: Path) -> None:
     import copy
-
-    from conftest import make_tiny_model_dir
 
     base_tokenizer = copy.deepcopy(tokenizer)
     base_tokenizer.chat_template = None
-    model = make_tiny_model_dir(tmp_path / "base", base_tokenizer)
+    model = tiny_model_factory(tmp_path / "base", base_tokenizer)
     assert not (model / "chat_template.jinja").exists()
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": f"Document {i}: the quick brown fox."}) + "\n" for i in range(8)))

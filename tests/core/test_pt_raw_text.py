@@ -7,21 +7,22 @@ import copy
 import json
 from pathlib import Path
 
-from conftest import make_tiny_model_dir
 from lmforge.cli import main
 
 
-def _base_model_and_corpus(tokenizer, tmp_path: Path) -> tuple[Path, Path]:
+def _base_model_and_corpus(tokenizer, factory, tmp_path: Path) -> tuple[Path, Path]:
     base_tokenizer = copy.deepcopy(tokenizer)
     base_tokenizer.chat_template = None
-    model = make_tiny_model_dir(tmp_path / "base", base_tokenizer)
+    model = factory(tmp_path / "base", base_tokenizer)
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": f"Document {i}: the quick brown fox."}) + "\n" for i in range(4)))
     return model, corpus
 
 
-def test_data_and_doctor_preview_pretraining_without_a_chat_template(tokenizer, tmp_path: Path, capsys) -> None:
-    model, corpus = _base_model_and_corpus(tokenizer, tmp_path)
+def test_data_and_doctor_preview_pretraining_without_a_chat_template(
+    tokenizer, tiny_model_factory, tmp_path: Path, capsys
+) -> None:
+    model, corpus = _base_model_and_corpus(tokenizer, tiny_model_factory, tmp_path)
     keys = [f"model_name_or_path={model}", "stage=pt", f"dataset={corpus}", "cutoff_len=16",
             f"output_dir={tmp_path / 'out'}"]  # fmt: skip
     assert main(["data", *keys, "--num-samples", "1"]) == 0
