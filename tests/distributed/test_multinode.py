@@ -22,7 +22,7 @@ def _node(tmp: Path, rank: int, port: int, nproc: int = 1, **extra: str) -> dict
 def test_two_nodes_on_loopback_match_one_process(tiny_model_dir: Path, data_file: Path, tmp_path: Path,
                                                  monkeypatch) -> None:  # fmt: skip
     out = tmp_path / "nodes"
-    flat = base_config(tiny_model_dir, data_file, out, num_train_epochs=1)
+    flat = base_config(tiny_model_dir, data_file, out, num_train_epochs=1, rdzv_timeout=240)  # a loaded CI box
     config, port = write_config(tmp_path / "nodes.yaml", flat), free_port()
     second = start(config, _node(tmp_path, 1, port))
     first = launch(config, _node(tmp_path, 0, port))
