@@ -3,6 +3,8 @@ tokenization (preprocessing_num_workers) match the plain in-memory build."""
 
 from __future__ import annotations
 
+import os
+
 from datasets import IterableDataset
 
 from lmforge.data.pipeline import build_datasets
@@ -27,6 +29,8 @@ def test_parallel_tokenization_matches_one_process(tokenizer, chatml, make_cfg, 
     write_jsonl(tmp_path / "d.jsonl", ROWS)
     keys = {"dataset": str(tmp_path / "d.jsonl"), "dataset_dir": str(tmp_path), "preprocessing_batch_size": 100}
     one = build_datasets(make_cfg(**keys, preprocessing_num_workers=1), tokenizer, chatml)
+    environ, before = os.environ, dict(os.environ)
     two = build_datasets(make_cfg(**keys, preprocessing_num_workers=2, overwrite_cache=True), tokenizer, chatml)
+    assert os.environ is environ and dict(os.environ) == before  # datasets swaps in a copy; put back
     assert not two.report.cache_hit
     assert two.train["input_ids"] == one.train["input_ids"] and two.train["labels"] == one.train["labels"]

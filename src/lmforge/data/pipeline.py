@@ -9,6 +9,7 @@ Streaming (``streaming: true``) reads files lazily through an IterableDataset, s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections import Counter
@@ -223,10 +224,28 @@ def _tokenize(
         options["desc"] = "tokenizing"
         if fingerprint:
             options["new_fingerprint"] = f"{fingerprint}-{len(records)}-tokens"
-    tokens = records.map(function, **options)
+    with _os_environ_kept():
+        tokens = records.map(function, **options)
     if isinstance(tokens, IterableDataset):
         tokens = tokens.remove_columns("full_length")
     return tokens
+
+
+@contextlib.contextmanager
+def _os_environ_kept() -> Iterator[None]:
+    """datasets' ``map(num_proc=N)`` (5.2) ends with ``os.environ = <a deep copy taken before>``: the
+    mapping everyone else holds (a launcher's saved environment, pytest's monkeypatch) is orphaned
+    and the C environment subprocesses inherit drifts from ``os.environ``. Put the real one back."""
+    environ, saved = os.environ, dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ = environ  # noqa: B003 (the original mapping back, not a new environment)
+        for key in [key for key in environ if key not in saved]:
+            del environ[key]
+        for key, value in saved.items():
+            if environ.get(key) != value:
+                environ[key] = value
 
 
 def _pack(tokens: AnyDataset, cfg: Any) -> AnyDataset:

@@ -67,6 +67,7 @@ class ProcessState:
     logging_disable: int
     torch_threads: int | None
     tracker_runs: dict[str, Any] = field(default_factory=dict)
+    environ_mapping: Any = None  # os.environ itself: datasets' map(num_proc=N) swaps in a copy
 
     @classmethod
     def capture(cls) -> ProcessState:
@@ -79,12 +80,15 @@ class ProcessState:
             logging_disable=logging.root.manager.disable,
             torch_threads=_torch_threads(),
             tracker_runs=open_runs(),
+            environ_mapping=os.environ,
         )
 
     def restore(self) -> None:
         from lmforge.train.reliability.trackers import finish_runs_opened_since
 
         finish_runs_opened_since(self.tracker_runs)
+        if self.environ_mapping is not None:
+            os.environ = self.environ_mapping  # noqa: B003 (the original mapping back)
         _restore_environ(self.environ)
         if threading.current_thread() is threading.main_thread():
             for signum, handler in self.signal_handlers.items():
