@@ -110,6 +110,15 @@ def test_save_total_limit_rotates_published_checkpoints(tiny_model_dir: Path, tm
     assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8"]
 
 
+def test_resume_honours_a_new_save_steps(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """transformers would keep the checkpoint's save_steps (2): saves at 6, 8, 10, 12."""
+    build_trainer(tiny_model_dir, tmp_path, max_steps=4, save_steps=2).train()
+    resumed = build_trainer(tiny_model_dir, tmp_path, max_steps=12, save_steps=5)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-4"))
+    steps = sorted(int(p.name.split("-")[1]) for p in tmp_path.glob("checkpoint-*"))
+    assert steps == [2, 4, 5, 10, 12]
+
+
 def test_sigkill_between_save_and_mark_with_save_total_limit_1_keeps_a_complete_checkpoint(
     tiny_model_dir: Path, tmp_path: Path, reference_losses: dict[int, float]
 ) -> None:

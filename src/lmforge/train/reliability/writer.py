@@ -84,6 +84,11 @@ class CheckpointWriter(TrainerCallback):
         self.complete(checkpoint, args, state)
         self.rotate(checkpoint.parent, state)
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # A resumed run: transformers keeps the checkpoint's save/logging/eval intervals (with a
+        # warning); the user's new ones are honoured instead.
+        state.compute_steps(args, state.max_steps)
+
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._release_rotation(args)  # a save that never reached on_save (Ray Tune's) gives it back
 
