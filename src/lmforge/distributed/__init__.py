@@ -72,6 +72,25 @@ def gather_objects(value: Any) -> list[Any]:
     return out
 
 
+def raise_agreed(error: Exception | None) -> None:
+    """Raise on every rank when any rank has an ``error`` (the lowest rank's, naming it), so a
+    problem one rank finds (its disk is full) stops all of them at the same point instead of
+    leaving the others at the next collective. One ``all_gather_object``; a single process raises
+    its own error unchanged."""
+    from lmforge.errors import LmforgeError
+
+    found = gather_objects(None if error is None else (str(getattr(error, "message", error)),
+                                                       getattr(error, "hint", None), rank_label()))  # fmt: skip
+    if len(found) == 1:
+        if error is not None:
+            raise error
+        return
+    first = next((item for item in found if item is not None), None)
+    if first is not None:
+        message, hint, where = first
+        raise LmforgeError(f"{message} (on {where})", hint) from error
+
+
 def barrier() -> None:
     dist = _dist()
     if dist is not None:

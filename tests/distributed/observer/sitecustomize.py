@@ -4,7 +4,8 @@ It watches the real run and records, per rank, into $LMFORGE_OBSERVE (nothing wh
 the launcher): the files opened for writing, created, renamed or removed under $LMFORGE_OBSERVE_OUT
 (a Python audit hook), and the decoded samples of each training step. ``LMFORGE_OBSERVE_SIGTERM``
 = "rank:step" makes that rank send itself SIGTERM in that step; ``LMFORGE_OBSERVE_NAN`` = "rank:step"
-makes that rank's loss NaN in that step (the guard sees it as a real NaN).
+makes that rank's loss NaN in that step (the guard sees it as a real NaN); ``LMFORGE_OBSERVE_FULL_DISK``
+= "rank:step" makes the disk under $LMFORGE_OBSERVE_OUT look full to that rank from that step on.
 """
 
 import atexit
@@ -38,6 +39,7 @@ def _install() -> None:
                 writes.append(f"{event} {os.fsdecode(path)}")
 
     sys.addaudithook(audit)
+    _fill_disk(out, steps)
 
     def dump() -> None:
         with open(os.path.join(_DIR, f"rank{_RANK}.json"), "w") as handle:
@@ -87,6 +89,23 @@ def _install() -> None:
             return spec
 
     sys.meta_path.insert(0, Finder())
+
+
+def _fill_disk(out: str, steps: list[list[str]]) -> None:
+    import shutil
+
+    wanted = os.environ.get("LMFORGE_OBSERVE_FULL_DISK", "")
+    rank, _, step = wanted.partition(":")
+    if rank != _RANK:
+        return
+    usage = shutil.disk_usage
+
+    def disk_usage(path):
+        real = usage(path)
+        full = steps and int(steps[-1][0]) >= int(step) and os.path.abspath(os.fsdecode(path)).startswith(out)
+        return real._replace(free=0) if full else real
+
+    shutil.disk_usage = disk_usage
 
 
 if _DIR and _RANK is not None:

@@ -35,6 +35,8 @@ from typing import Any
 from transformers import TrainerCallback
 
 from lmforge.atomic import apply_umask_tree, atomic_write_json, atomic_write_text, fsync_dir, fsync_tree
+from lmforge.distributed import raise_agreed
+from lmforge.errors import LmforgeError
 from lmforge.train.reliability.checkpoints import (
     COMPLETE_MARKER,
     check_disk_space,
@@ -65,13 +67,12 @@ class CheckpointWriter(TrainerCallback):
 
     def before_save(self, args: Any, checkpoint: Path, model: Any) -> None:
         self._pending = checkpoint
+        raise_agreed(_disk_problem(args, checkpoint, model))  # before anything of the last save changes
         if args.should_save:
             marker = checkpoint / COMPLETE_MARKER
             if marker.exists():
                 marker.unlink()
                 fsync_dir(checkpoint)
-            needed = estimate_checkpoint_bytes(model, not args.save_only_model)
-            check_disk_space(checkpoint.parent, needed, checkpoint.name)
         self._hold_rotation(args)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -142,6 +143,21 @@ class CheckpointWriter(TrainerCallback):
         if self._held:
             args.save_total_limit = self.save_total_limit
             self._held = False
+
+
+def _disk_problem(args: Any, checkpoint: Path, model: Any) -> LmforgeError | None:
+    """This rank's lack of room for its part of the save: the whole checkpoint on the saving rank,
+    a 1/world_size shard on the other ranks of a sharded run (DeepSpeed, FSDP), nothing elsewhere."""
+    world = max(getattr(args, "world_size", 1), 1)
+    sharded = bool(getattr(args, "deepspeed", None) or getattr(args, "fsdp", None))
+    if not (args.should_save or sharded):
+        return None
+    needed = estimate_checkpoint_bytes(model, not args.save_only_model)
+    try:
+        check_disk_space(checkpoint.parent, needed if args.should_save else needed // world, checkpoint.name)
+    except LmforgeError as problem:
+        return problem
+    return None
 
 
 def _wait_for_every_rank(args: Any) -> None:
