@@ -65,9 +65,17 @@ def worker_env(tmp: Path, observe: Path | None = None, out: Path | None = None, 
     return env
 
 
-def launch(config: Path, env: dict[str, str], *args: str, cwd: Path | None = None, timeout: int = 300) -> Any:
+# accelerate's own launcher with two processes; --multi_gpu is its torchrun path, which runs on CPU
+# (gloo) too; its --cpu path wants MPI for more than one process. Port 0: a free one.
+ACCELERATE_TWO = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                  "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+
+
+def launch(config: Path, env: dict[str, str], *args: str, cwd: Path | None = None, timeout: int = 300,
+           launcher: list[str] | None = None) -> Any:  # fmt: skip
+    """``lmforge train config *args`` as a user runs it, or under ``python <launcher> -m lmforge``."""
     return subprocess.run(
-        [sys.executable, "-m", "lmforge", "train", str(config), *args],
+        [sys.executable, *(launcher or []), "-m", "lmforge", "train", str(config), *args],
         env=env,
         cwd=cwd or config.parent,
         capture_output=True,
