@@ -166,18 +166,22 @@ def umask_permissions(folder: str | Path) -> Iterator[None]:
         for path, identity in _entries(folder).items():
             if before.get(path) == identity:
                 continue
-            if path.is_dir() and not path.is_symlink():
-                if path not in before:
-                    apply_umask_tree(path, mask)
-            else:
-                apply_umask(path, mask)
+            with contextlib.suppress(FileNotFoundError):  # a temporary file renamed meanwhile
+                if path.is_dir() and not path.is_symlink():
+                    if path not in before:
+                        apply_umask_tree(path, mask)
+                else:
+                    apply_umask(path, mask)
 
 
 def _entries(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Each entry's identity; one that vanishes while listed (another process's temporary file) is
+    skipped."""
     if not folder.is_dir():
         return {}
     found: dict[Path, tuple[int, int]] = {}
     for path in folder.iterdir():
-        info = path.lstat()
-        found[path] = (info.st_ino, info.st_mtime_ns)
+        with contextlib.suppress(FileNotFoundError):
+            info = path.lstat()
+            found[path] = (info.st_ino, info.st_mtime_ns)
     return found

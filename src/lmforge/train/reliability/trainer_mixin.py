@@ -16,6 +16,7 @@ the MRO to keep it so.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ class ReliableTrainerMixin:
             self.checkpoint_writer.before_save(self.args, target, self.model)  # type: ignore[attr-defined]
             super().save_model(output_dir, _internal_call)  # type: ignore[misc]
             return
-        with umask_permissions(target):
+        saving = self.args.should_save  # type: ignore[attr-defined]
+        # Every rank calls save_model under FSDP/DeepSpeed (to gather the weights); only the saving
+        # one writes, and only it looks at output_dir, where rank 0 may be renaming files meanwhile.
+        with umask_permissions(target) if saving else contextlib.nullcontext():
             super().save_model(output_dir, _internal_call)  # type: ignore[misc]
-            if self.args.should_save:  # type: ignore[attr-defined]
+            if saving:
                 replace_pickled_args(target, self.args)  # type: ignore[attr-defined]
