@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("LMFORGE_DEBUG") == "1"
     if "--debug" in argv:
         argv.remove("--debug")
+    from lmforge.launch.torchrun import quiet_node_launcher
+
+    quiet_node_launcher(os.environ, debug)  # before anything imports torch
     with _interrupt_in_this_process_only():
         try:
             return _run(argv, debug)

@@ -14,7 +14,7 @@ from lmforge.distributed.cluster import cluster_problems
 from lmforge.distributed.deepspeed import SHIPPED, fill_deepspeed_config, load_deepspeed_config
 from lmforge.errors import LmforgeError
 from lmforge.launch.plan import LaunchPlan, plan_launch
-from lmforge.launch.torchrun import rendezvous_message, report_failures, torchrun_argv
+from lmforge.launch.torchrun import quiet_node_launcher, rendezvous_message, report_failures, torchrun_argv
 
 
 def test_one_process_unless_asked_or_several_gpus() -> None:
@@ -25,6 +25,17 @@ def test_one_process_unless_asked_or_several_gpus() -> None:
     assert two_gpus is not None and (two_gpus.nnodes, two_gpus.nproc_per_node) == (1, 2)
     forced = plan_launch({"FORCE_TORCHRUN": "1"}, gpu_count=0, join_timeout=60)
     assert forced is not None and forced.nproc_per_node == 1 and forced.master_addr == "127.0.0.1"
+
+
+def test_only_a_multi_node_launcher_quiets_torchs_cpp_log() -> None:
+    launcher = {"NNODES": "2"}
+    quiet_node_launcher(launcher, debug=False)
+    assert launcher["TORCH_CPP_LOG_LEVEL"] == "FATAL" and launcher["LMFORGE_QUIETED_CPP_LOG"] == "1"
+    for env, debug in [({"NNODES": "2"}, True), ({"NNODES": "2", "TORCH_CPP_LOG_LEVEL": "INFO"}, False),
+                       ({"NNODES": "2", "LOCAL_RANK": "0"}, False), ({}, False), ({"NNODES": "x"}, False)]:  # fmt: skip
+        before = dict(env)
+        quiet_node_launcher(env, debug=debug)
+        assert env == before  # --debug, the user's own level, a worker, one node, a bad value: untouched
 
 
 def test_workers_never_relaunch() -> None:
@@ -74,6 +85,9 @@ def test_each_failed_rank_is_one_line_and_the_exit_code_is_the_workers(capsys) -
     assert lines[0].startswith("lmforge: error: ranks 0, 1 (") and lines[0].endswith("): output_dir x is not writable")
     assert lines[1].endswith("killed by SIGKILL (exit code 137)")
     assert report_failures({3: _failure(-15, None, 1)}) == 143
+    # torchelastic's "<NONE>": the worker wrote no error file (an unexpected error, traceback above)
+    assert report_failures({1: _failure(1, "<NONE>", 1)}) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("): exited with code 1 (see its output above)")
 
 
 def test_missing_node_message_names_it() -> None:

@@ -17,13 +17,34 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from lmforge.launch.plan import LaunchPlan
+from lmforge.launch.plan import LaunchPlan, inside_launcher
 
 LAUNCHER_ENV = "LMFORGE_LAUNCHER"  # set for workers: they report errors to the launcher, not stderr
 EXPECTED_ENV = "LMFORGE_EXPECTED_WORLD_SIZE"  # what this node thinks the job's size is (cluster check)
+CPP_LOG_ENV = "TORCH_CPP_LOG_LEVEL"
+QUIETED_ENV = "LMFORGE_QUIETED_CPP_LOG"  # the launcher set CPP_LOG_ENV itself: workers do not inherit it
+
+
+def quiet_node_launcher(env: MutableMapping[str, str], debug: bool) -> None:
+    """Keep torch's C++ log out of a multi-node launcher's output (not its workers').
+
+    A node waiting for node 0 gets, at every connection retry, torch's C++ warning "TCP client
+    failed to connect ... retrying" with ~40 frames of C++ stack; the launcher already says it once
+    in words (``rendezvous_message``). c10 reads TORCH_CPP_LOG_LEVEL when torch loads, so this runs
+    before anything imports torch. A user's own TORCH_CPP_LOG_LEVEL, and --debug, are left alone.
+    """
+    if debug or CPP_LOG_ENV in env or inside_launcher(env):
+        return
+    try:
+        several_nodes = int(env.get("NNODES", "1") or 1) > 1
+    except ValueError:  # plan_launch names the bad value
+        return
+    if several_nodes:
+        env[CPP_LOG_ENV] = "FATAL"
+        env[QUIETED_ENV] = "1"
 
 
 def torchrun_argv(plan: LaunchPlan, argv: list[str]) -> list[str]:
@@ -111,7 +132,7 @@ def rendezvous_message(plan: LaunchPlan, err: BaseException) -> str:
 def _failure_message(failure: Any) -> str:
     data = failure.error_file_data if isinstance(failure.error_file_data, dict) else {}
     message = data.get("message")
-    if isinstance(message, str) and message:
+    if isinstance(message, str) and message and message != "<NONE>":  # torchelastic's "no error file"
         return message
     if failure.exitcode < 0:
         return f"killed by {failure.signal_name()} (exit code {128 - failure.exitcode})"
@@ -127,10 +148,13 @@ def _is_rendezvous_error(err: BaseException) -> bool:
 
 @contextlib.contextmanager
 def _worker_environment(plan: LaunchPlan) -> Iterator[None]:
-    """Workers inherit the launcher's environment: tell them who launched them and the expected size."""
-    saved = {name: os.environ.get(name) for name in (LAUNCHER_ENV, EXPECTED_ENV)}
+    """Workers inherit the launcher's environment: tell them who launched them and the expected size
+    (and give them torch's C++ log back when ``quiet_node_launcher`` took it from the launcher)."""
+    saved = {name: os.environ.get(name) for name in (LAUNCHER_ENV, EXPECTED_ENV, CPP_LOG_ENV)}
     os.environ[LAUNCHER_ENV] = "1"
     os.environ[EXPECTED_ENV] = f"{plan.world_size}:{plan.nnodes}x{plan.nproc_per_node}"
+    if os.environ.get(QUIETED_ENV):
+        os.environ.pop(CPP_LOG_ENV, None)
     try:
         yield
     finally:
