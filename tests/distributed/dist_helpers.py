@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,15 +86,43 @@ def launch(config: Path, env: dict[str, str], *args: str, cwd: Path | None = Non
     )
 
 
-def start(config: Path, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lmforge", "train", str(config)],
-        env=env,
-        cwd=cwd or config.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def start(config: Path, env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    """``lmforge train config`` in the background, its output in ``log`` (a file, not a pipe nobody
+    reads while the other node runs)."""
+    with log.open("w") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lmforge", "train", str(config)],
+            env=env,
+            cwd=cwd or config.parent,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_nodes(nodes: list[subprocess.Popen], logs: list[Path], timeout: int) -> list[str]:
+    """Wait for every node and return their logs; past ``timeout`` seconds, fail with the stacks
+    of every process of every node (the observer's SIGUSR2 handler) instead of hanging."""
+    import time
+
+    import psutil
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    try:
+        for node in nodes:
+            node.wait(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        tree = [p for node in nodes for p in [psutil.Process(node.pid), *psutil.Process(node.pid).children(True)]]
+        for process in tree:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGUSR2)
+        time.sleep(3)
+        for process in tree:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        stacks = "\n".join(f"== {log.name}\n{log.read_text(errors='replace')[-12000:]}" for log in logs)
+        pytest.fail(f"nodes still running after {timeout} s; processes: {[p.pid for p in tree]}\n{stacks}")
+    return [log.read_text(errors="replace") for log in logs]
 
 
 def observed(observe: Path) -> dict[int, dict[str, Any]]:

@@ -6,9 +6,12 @@ the launcher): the files opened for writing, created, renamed or removed under $
 = "rank:step" makes that rank send itself SIGTERM in that step; ``LMFORGE_OBSERVE_NAN`` = "rank:step"
 makes that rank's loss NaN in that step (the guard sees it as a real NaN); ``LMFORGE_OBSERVE_FULL_DISK``
 = "rank:step" makes the disk under $LMFORGE_OBSERVE_OUT look full to that rank from that step on.
+Every process started with it on PYTHONPATH (launchers too) prints all its threads' stacks on
+SIGUSR2 (faulthandler), so a test that times out can show where each process waits.
 """
 
 import atexit
+import faulthandler
 import importlib.abc
 import importlib.machinery
 import json
@@ -108,5 +111,9 @@ def _fill_disk(out: str, steps: list[list[str]]) -> None:
     shutil.disk_usage = disk_usage
 
 
+if hasattr(faulthandler, "register"):
+    import signal as _signal
+
+    faulthandler.register(_signal.SIGUSR2, all_threads=True)
 if _DIR and _RANK is not None:
     _install()
