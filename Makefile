@@ -56,6 +56,7 @@ browser:
 
 lint: setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 docs: setup
 	$(BIN)/lmforge config --markdown > docs/config.md

@@ -118,8 +118,15 @@ def read_log(path: Path) -> list[dict]:
     return rows
 
 
-def run_and_watch(name: str, cmd: list[str], log_path: Path, console: Path, env: dict | None = None,
-                  cwd: Path = ROOT, timeout_s: float = 1800) -> RunResult:
+def run_and_watch(
+    name: str,
+    cmd: list[str],
+    log_path: Path,
+    console: Path,
+    env: dict | None = None,
+    cwd: Path = ROOT,
+    timeout_s: float = 1800,
+) -> RunResult:
     """Run ``cmd``, polling its process tree RSS and the step log at ``log_path``."""
     full_env = {**os.environ, **(env or {})}
     seen: dict[int, float] = {}
@@ -167,8 +174,22 @@ def run_and_watch(name: str, cmd: list[str], log_path: Path, console: Path, env:
         if steady_cpu > 0:
             tpc = (tokens[b] - tokens[a]) / steady_cpu
     tail = console.read_text(errors="replace")[-3000:] if proc.returncode else ""
-    return RunResult(name, proc.returncode if proc.returncode is not None else -9, wall, first, tps,
-                     n_steady, steady, peak / 1e9, tpc, cpu, startup, losses, tokens, tail)
+    return RunResult(
+        name,
+        proc.returncode if proc.returncode is not None else -9,
+        wall,
+        first,
+        tps,
+        n_steady,
+        steady,
+        peak / 1e9,
+        tpc,
+        cpu,
+        startup,
+        losses,
+        tokens,
+        tail,
+    )
 
 
 def peer_env() -> dict[str, str]:
@@ -183,16 +204,19 @@ def machine_line() -> str:
     import platform
 
     load = os.getloadavg()
-    return (f"{platform.machine()} {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-            f"load avg at end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    return (
+        f"{platform.machine()} {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"load avg at end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+    )
 
 
 def versions(python: Path, modules: list[str]) -> str:
     code = ";".join(
         f"exec('try:\\n import {m}; print(\"{m}\", {m}.__version__)\\nexcept Exception: pass')" for m in modules
     )
-    res = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "DISABLE_VERSION_CHECK": "1"})
+    res = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, env={**os.environ, "DISABLE_VERSION_CHECK": "1"}
+    )
     return ", ".join(res.stdout.split("\n")).strip(", ").replace("\n", " ")
 
 

@@ -20,9 +20,14 @@ WORDS = (
     "river mountain city garden music history science recipe travel weather animal planet ocean"
 ).split()
 TASKS = [
-    "Explain {}.", "Summarize the following text about {}.", "Write a short story about {}.",
-    "List the steps to improve {}.", "Translate this sentence about {} into plain English.",
-    "Give three facts about {}.", "Describe how {} works.", "Compare {} with its alternatives.",
+    "Explain {}.",
+    "Summarize the following text about {}.",
+    "Write a short story about {}.",
+    "List the steps to improve {}.",
+    "Translate this sentence about {} into plain English.",
+    "Give three facts about {}.",
+    "Describe how {} works.",
+    "Compare {} with its alternatives.",
 ]
 
 

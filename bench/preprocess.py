@@ -32,10 +32,19 @@ PEER_PY = ROOT / ".bench" / "venv" / "bin" / "python"
 
 def flat_config(data_dir: Path, out: Path, workers: int, model: str) -> dict:
     return {
-        "model_name_or_path": model, "stage": "sft", "do_train": True, "finetuning_type": "lora",
-        "dataset": "bench_alpaca", "dataset_dir": str(data_dir), "template": "chatml", "cutoff_len": 512,
-        "preprocessing_num_workers": workers, "overwrite_cache": True, "output_dir": str(out / "out"),
-        "report_to": "none", "bf16": False,
+        "model_name_or_path": model,
+        "stage": "sft",
+        "do_train": True,
+        "finetuning_type": "lora",
+        "dataset": "bench_alpaca",
+        "dataset_dir": str(data_dir),
+        "template": "chatml",
+        "cutoff_len": 512,
+        "preprocessing_num_workers": workers,
+        "overwrite_cache": True,
+        "output_dir": str(out / "out"),
+        "report_to": "none",
+        "bf16": False,
     }
 
 
@@ -81,16 +90,25 @@ def make_data(records: int, folder: Path) -> None:
     rows = json.loads(source.read_text(encoding="utf-8"))
     big = [rows[i % len(rows)] for i in range(records)]
     (folder / "bench_alpaca.json").write_text(json.dumps(big), encoding="utf-8")
-    info = {"bench_alpaca": {"file_name": "bench_alpaca.json", "formatting": "alpaca",
-                             "columns": {"prompt": "instruction", "query": "input", "response": "output"}}}
+    info = {
+        "bench_alpaca": {
+            "file_name": "bench_alpaca.json",
+            "formatting": "alpaca",
+            "columns": {"prompt": "instruction", "query": "input", "response": "output"},
+        }
+    }
     (folder / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
 
 
 def run_side(side: str, cfg: dict, work: Path, patched_src: Path | None = None) -> dict:
     python = PEER_PY if side == "llamafactory" else PROJECT_PY
     cache = Path(tempfile.mkdtemp(prefix="hf-cache-", dir=work))
-    env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "DISABLE_VERSION_CHECK": "1",
-           "LMFORGE_HOME": str(cache / "lmforge")}
+    env = {
+        **os.environ,
+        "HF_DATASETS_CACHE": str(cache),
+        "DISABLE_VERSION_CHECK": "1",
+        "LMFORGE_HOME": str(cache / "lmforge"),
+    }
     if side == "lmforge-patched":
         env["PYTHONPATH"] = str(patched_src)
     worker = "llamafactory" if side == "llamafactory" else "lmforge"
@@ -120,7 +138,9 @@ def main() -> None:
 
     model = subprocess.run(
         [str(PROJECT_PY), "-c", "from lmforge.models.builtin import builtin_model_dir; print(builtin_model_dir())"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     sides = ["llamafactory", "lmforge"] + (["lmforge-patched"] if args.lmforge_src else [])
     runs: dict[str, list[dict]] = {side: [] for side in sides}
@@ -129,25 +149,38 @@ def main() -> None:
         make_data(args.records, work)
         cfg = flat_config(work, work, args.workers, model)
         for r in range(args.repeats):
-            for side in (sides if r % 2 == 0 else sides[::-1]):
+            for side in sides if r % 2 == 0 else sides[::-1]:
                 result = run_side(side, cfg, work, args.lmforge_src)
                 result["records_per_s"] = args.records / result["seconds"]
                 runs[side].append(result)
-                print(f"[{time.strftime('%H:%M:%S')}] repeat {r} {side}: {result['seconds']:.1f}s "
-                      f"{result['records_per_s']:.0f} records/s rows={result['rows']} tokens={result['tokens']}",
-                      flush=True)
+                print(
+                    f"[{time.strftime('%H:%M:%S')}] repeat {r} {side}: {result['seconds']:.1f}s "
+                    f"{result['records_per_s']:.0f} records/s rows={result['rows']} tokens={result['tokens']}",
+                    flush=True,
+                )
     med = {side: statistics.median(x["records_per_s"] for x in rs) for side, rs in runs.items()}
     print(f"\nrecords={args.records} workers={args.workers} repeats={args.repeats}")
     for side in sides:
         print(f"{side:<16} {med[side]:>9.0f} records/s  {med[side] / med['llamafactory']:.2f}x LLaMA-Factory")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
-    args.results.write_text(json.dumps({
-        "benchmark": "preprocess", "date": time.strftime("%Y-%m-%d %H:%M"), "records": args.records,
-        "workers": args.workers, "load_avg_at_end": load, "median_records_per_s": med,
-        "ratio_vs_llamafactory": {side: med[side] / med["llamafactory"] for side in sides},
-        "lmforge_src": str(args.lmforge_src) if args.lmforge_src else None, "runs": runs,
-    }, indent=2) + "\n")
+    args.results.write_text(
+        json.dumps(
+            {
+                "benchmark": "preprocess",
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                "records": args.records,
+                "workers": args.workers,
+                "load_avg_at_end": load,
+                "median_records_per_s": med,
+                "ratio_vs_llamafactory": {side: med[side] / med["llamafactory"] for side in sides},
+                "lmforge_src": str(args.lmforge_src) if args.lmforge_src else None,
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -77,13 +77,32 @@ def data_choice() -> tuple[Path, str, Path]:
 def common_config(model: str, out: Path, steps: int) -> dict:
     dataset_dir, dataset, _ = data_choice()
     return {
-        "model_name_or_path": model, "stage": "sft", "do_train": True, "finetuning_type": "lora",
-        "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target": "all",
-        "dataset": dataset, "dataset_dir": str(dataset_dir), "template": "chatml", "cutoff_len": 512,
-        "overwrite_cache": True, "output_dir": str(out), "overwrite_output_dir": True,
-        "logging_steps": 1, "save_strategy": "no", "per_device_train_batch_size": 2,
-        "gradient_accumulation_steps": 4, "learning_rate": 1.0e-4, "lr_scheduler_type": "cosine",
-        "max_steps": steps, "seed": 42, "bf16": False, "report_to": "none", "plot_loss": False,
+        "model_name_or_path": model,
+        "stage": "sft",
+        "do_train": True,
+        "finetuning_type": "lora",
+        "lora_rank": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+        "lora_target": "all",
+        "dataset": dataset,
+        "dataset_dir": str(dataset_dir),
+        "template": "chatml",
+        "cutoff_len": 512,
+        "overwrite_cache": True,
+        "output_dir": str(out),
+        "overwrite_output_dir": True,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 4,
+        "learning_rate": 1.0e-4,
+        "lr_scheduler_type": "cosine",
+        "max_steps": steps,
+        "seed": 42,
+        "bf16": False,
+        "report_to": "none",
+        "plot_loss": False,
         "include_num_input_tokens_seen": "non_padding",
     }
 
@@ -97,15 +116,29 @@ def command_for(name: str, model: str, work: Path, steps: int, best: dict) -> tu
     cfg = common_config(model, out, steps)
     if name == "trl":
         _, _, data_file = data_choice()
-        cmd = [str(PROJECT_PY), str(ROOT / "bench" / "trl_reference.py"), "--data", str(data_file),
-               "--model", model, "--out", str(out), "--steps", str(steps), "--gradient-checkpointing"]
+        cmd = [
+            str(PROJECT_PY),
+            str(ROOT / "bench" / "trl_reference.py"),
+            "--data",
+            str(data_file),
+            "--model",
+            model,
+            "--out",
+            str(out),
+            "--steps",
+            str(steps),
+            "--gradient-checkpointing",
+        ]
         return cmd, project_env(), out / "trainer_log.jsonl"
     if name == "llamafactory":
         cfg["disable_gradient_checkpointing"] = False  # its default, written out
         cfg_path = work / name / "cfg.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        return [str(PEER_VENV / "bin" / "llamafactory-cli"), "train", str(cfg_path)], peer_env(), \
-            out / "trainer_log.jsonl"
+        return (
+            [str(PEER_VENV / "bin" / "llamafactory-cli"), "train", str(cfg_path)],
+            peer_env(),
+            out / "trainer_log.jsonl",
+        )
     if name == "lmforge-default":  # the very YAML LLaMA-Factory gets; each tool's own defaults apply
         return _lmforge_command(work / name, cfg)
     cfg["gradient_checkpointing"] = True
@@ -120,8 +153,11 @@ def command_for(name: str, model: str, work: Path, steps: int, best: dict) -> tu
 def _lmforge_command(folder: Path, cfg: dict) -> tuple[list[str], dict, Path]:
     cfg_path = folder / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return [str(ROOT / ".venv" / "bin" / "lmforge"), "train", str(cfg_path)], project_env(), \
-        Path(cfg["output_dir"]) / "trainer_log.jsonl"
+    return (
+        [str(ROOT / ".venv" / "bin" / "lmforge"), "train", str(cfg_path)],
+        project_env(),
+        Path(cfg["output_dir"]) / "trainer_log.jsonl",
+    )
 
 
 def builtin_model() -> str:
@@ -155,30 +191,41 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
 
 def print_table(table: dict[str, dict]) -> None:
     ref = table.get("llamafactory", {})
-    print(f"\n{'config':<14} {'tok/s':>8} {'vs LF':>7} {'tok/cpu-s':>9} {'vs LF':>7} "
-          f"{'1st step s':>10} {'vs LF':>7} {'startup s':>9} {'vs LF':>7} "
-          f"{'peak RSS GB':>11} {'vs LF':>7} {'wall s':>7}  losses[:5]")
+    print(
+        f"\n{'config':<14} {'tok/s':>8} {'vs LF':>7} {'tok/cpu-s':>9} {'vs LF':>7} "
+        f"{'1st step s':>10} {'vs LF':>7} {'startup s':>9} {'vs LF':>7} "
+        f"{'peak RSS GB':>11} {'vs LF':>7} {'wall s':>7}  losses[:5]"
+    )
     for name, row in table.items():
         if row.get("failed"):
             print(f"{name:<14} FAILED")
             continue
-        print(f"{name:<14} {row['tokens_per_s']:>8.1f} {ratio(row['tokens_per_s'], ref.get('tokens_per_s')):>7} "
-              f"{row['tokens_per_cpu_s']:>9.1f} {ratio(row['tokens_per_cpu_s'], ref.get('tokens_per_cpu_s')):>7} "
-              f"{row['first_step_s']:>10.1f} {ratio(row['first_step_s'], ref.get('first_step_s')):>7} "
-              f"{row['startup_s']:>9.1f} {ratio(row['startup_s'], ref.get('startup_s')):>7} "
-              f"{row['peak_rss_gb']:>11.2f} {ratio(row['peak_rss_gb'], ref.get('peak_rss_gb')):>7} "
-              f"{row['wall_s']:>7.1f}  {row['losses_first5']}")
+        print(
+            f"{name:<14} {row['tokens_per_s']:>8.1f} {ratio(row['tokens_per_s'], ref.get('tokens_per_s')):>7} "
+            f"{row['tokens_per_cpu_s']:>9.1f} {ratio(row['tokens_per_cpu_s'], ref.get('tokens_per_cpu_s')):>7} "
+            f"{row['first_step_s']:>10.1f} {ratio(row['first_step_s'], ref.get('first_step_s')):>7} "
+            f"{row['startup_s']:>9.1f} {ratio(row['startup_s'], ref.get('startup_s')):>7} "
+            f"{row['peak_rss_gb']:>11.2f} {ratio(row['peak_rss_gb'], ref.get('peak_rss_gb')):>7} "
+            f"{row['wall_s']:>7.1f}  {row['losses_first5']}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--only", default="llamafactory,lmforge-default,lmforge-same,lmforge-best,trl",
-                        help=f"comma-separated subset of {CONFIGS}")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per run (OMP_NUM_THREADS); 0 = torch's default. 1 keeps runs "
-                        "comparable when other processes load the cores (spinning OpenMP threads collapse)")
+    parser.add_argument(
+        "--only",
+        default="llamafactory,lmforge-default,lmforge-same,lmforge-best,trl",
+        help=f"comma-separated subset of {CONFIGS}",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per run (OMP_NUM_THREADS); 0 = torch's default. 1 keeps runs "
+        "comparable when other processes load the cores (spinning OpenMP threads collapse)",
+    )
     parser.add_argument("--best", default=json.dumps(BEST_EXTRAS), help="JSON of lmforge-best's extra keys")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "train_throughput.json")
     args = parser.parse_args()
@@ -201,20 +248,30 @@ def main() -> None:
                     env = {**env, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
                 res = run_and_watch(name, cmd, log, log.parent.parent / "console.txt", env=env)
                 tps = f"{res.tokens_per_s:.1f}" if res.tokens_per_s else "n/a"
-                print(f"[{time.strftime('%H:%M:%S')}] repeat {r} {name}: rc={res.rc} wall={res.wall_s:.1f}s "
-                      f"tok/s={tps} first={res.first_step_s} rss={res.peak_rss_gb:.2f}GB", flush=True)
+                print(
+                    f"[{time.strftime('%H:%M:%S')}] repeat {r} {name}: rc={res.rc} wall={res.wall_s:.1f}s "
+                    f"tok/s={tps} first={res.first_step_s} rss={res.peak_rss_gb:.2f}GB",
+                    flush=True,
+                )
                 if res.rc:
                     print(res.log, file=sys.stderr)
                 results[name].append(res.as_dict())
     table = summarise(results)
     print_table(table)
     payload = {
-        "benchmark": "train_throughput", "date": time.strftime("%Y-%m-%d %H:%M"), "steps": args.steps,
-        "threads": args.threads, "repeats": args.repeats, "best_extras": best, "machine": machine_line(),
+        "benchmark": "train_throughput",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "steps": args.steps,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "best_extras": best,
+        "machine": machine_line(),
         "lmforge_env": versions(PROJECT_PY, ["torch", "transformers", "peft", "trl", "datasets"]),
-        "peer_env": versions(PEER_VENV / "bin" / "python",
-                             ["llamafactory", "torch", "transformers", "peft", "trl", "datasets"]),
-        "table": table, "runs": results,
+        "peer_env": versions(
+            PEER_VENV / "bin" / "python", ["llamafactory", "torch", "transformers", "peft", "trl", "datasets"]
+        ),
+        "table": table,
+        "runs": results,
     }
     write_results(args.results, payload)
     print(f"\n{payload['machine']}\nlmforge env: {payload['lmforge_env']}\npeer env: {payload['peer_env']}")

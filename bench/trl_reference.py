@@ -22,10 +22,12 @@ def chatml_records(path: Path) -> list[dict[str, str]]:
     out = []
     for row in rows:
         query = row["instruction"] + ("\n" + row["input"] if row.get("input") else "")
-        out.append({
-            "prompt": f"<|im_start|>user\n{query}<|im_end|>\n<|im_start|>assistant\n",
-            "completion": row["output"],  # TRL appends the eos token, <|im_end|>
-        })
+        out.append(
+            {
+                "prompt": f"<|im_start|>user\n{query}<|im_end|>\n<|im_start|>assistant\n",
+                "completion": row["output"],  # TRL appends the eos token, <|im_end|>
+            }
+        )
     return out
 
 
@@ -51,9 +53,12 @@ def main() -> None:
 
         def on_log(self, targs, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                row = {"step": state.global_step, "loss": logs["loss"],
-                       "num_input_tokens_seen": state.num_input_tokens_seen,
-                       "elapsed": time.monotonic() - self.start}
+                row = {
+                    "step": state.global_step,
+                    "loss": logs["loss"],
+                    "num_input_tokens_seen": state.num_input_tokens_seen,
+                    "elapsed": time.monotonic() - self.start,
+                }
                 with (args.out / "trainer_log.jsonl").open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
 
@@ -62,15 +67,33 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="float32")
     config = SFTConfig(
-        output_dir=str(args.out), max_steps=args.steps, per_device_train_batch_size=2,
-        gradient_accumulation_steps=4, learning_rate=1e-4, lr_scheduler_type="cosine", max_length=512,
-        logging_steps=1, save_strategy="no", report_to=[], seed=42, bf16=False, use_cpu=True,
-        gradient_checkpointing=args.gradient_checkpointing, include_num_input_tokens_seen="non_padding",
-        completion_only_loss=True, dataloader_pin_memory=False,
+        output_dir=str(args.out),
+        max_steps=args.steps,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=4,
+        learning_rate=1e-4,
+        lr_scheduler_type="cosine",
+        max_length=512,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=42,
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=args.gradient_checkpointing,
+        include_num_input_tokens_seen="non_padding",
+        completion_only_loss=True,
+        dataloader_pin_memory=False,
     )
     lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(chatml_records(args.data)),
-                         processing_class=tokenizer, peft_config=lora, callbacks=[JsonlLog()])
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(chatml_records(args.data)),
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[JsonlLog()],
+    )
     trainer.train()
 
 

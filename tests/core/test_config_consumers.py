@@ -83,8 +83,13 @@ def test_keys_that_would_be_ignored_together_are_refused(flat: dict, message: st
 
 def test_the_same_keys_are_accepted_where_they_mean_something() -> None:
     cfg = build_config(
-        {"dataset": "a,b", "mix_strategy": "interleave_under", "interleave_probs": "0.7,0.3", "do_eval": True,
-         "val_size": 0.1}
+        {
+            "dataset": "a,b",
+            "mix_strategy": "interleave_under",
+            "interleave_probs": "0.7,0.3",
+            "do_eval": True,
+            "val_size": 0.1,
+        }
     )
     assert cfg.data.interleave_probs == [0.7, 0.3]
     streamed = build_config({"dataset": "a", "streaming": True, "buffer_size": 128, "max_steps": 5})

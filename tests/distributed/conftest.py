@@ -14,5 +14,3 @@ def data_file(tmp_path: Path) -> Path:
     path = tmp_path / "samples.json"
     path.write_text(json.dumps(RECORDS))
     return path
-
-

@@ -70,9 +70,7 @@ def check_data(config: RunConfig) -> None:
             "set streaming: true, or remove buffer_size",
         )
     if data.streaming and data.max_samples is None and train.max_steps <= 0 and train.do_train:
-        raise LmforgeError(
-            "streaming needs max_steps (the length of a stream is unknown)", "set max_steps: N"
-        )
+        raise LmforgeError("streaming needs max_steps (the length of a stream is unknown)", "set max_steps: N")
     if data.streaming and data.val_size > 0:
         raise LmforgeError("val_size cannot split a streamed data set", "use eval_dataset instead")
 

@@ -39,16 +39,18 @@ class KeyRule:
 def rules() -> Mapping[str, KeyRule]:
     """The table, read once; read-only, since every run shares it."""
     table = yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8"))
-    return MappingProxyType({
-        key: KeyRule(
-            alias=entry.get("alias"),
-            values=entry.get("values"),
-            accept=tuple(entry.get("accept", ())),
-            refuse=entry.get("refuse"),
-            stages=tuple(entry.get("stages", ())),
-        )
-        for key, entry in table.items()
-    })
+    return MappingProxyType(
+        {
+            key: KeyRule(
+                alias=entry.get("alias"),
+                values=entry.get("values"),
+                accept=tuple(entry.get("accept", ())),
+                refuse=entry.get("refuse"),
+                stages=tuple(entry.get("stages", ())),
+            )
+            for key, entry in table.items()
+        }
+    )
 
 
 def _same(value: Any, neutral: Any) -> bool:

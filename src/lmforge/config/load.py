@@ -24,10 +24,7 @@ from lmforge.config.training_args import is_training_argument
 from lmforge.errors import LmforgeError
 
 LIST_KEYS = {
-    key
-    for group in GROUPS.values()
-    for key, field in group.model_fields.items()
-    if "list" in str(field.annotation)
+    key for group in GROUPS.values() for key, field in group.model_fields.items() if "list" in str(field.annotation)
 }
 
 

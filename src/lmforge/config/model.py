@@ -12,8 +12,7 @@ class ModelConfig(BaseModel):
 
     model_name_or_path: str = Field(
         "smollm2-135m-instruct",
-        description="Hugging Face model directory, a .gguf file, or a built-in alias "
-        "(smollm2-135m-instruct).",
+        description="Hugging Face model directory, a .gguf file, or a built-in alias (smollm2-135m-instruct).",
     )
     adapter_name_or_path: list[str] | None = Field(
         None, description="LoRA adapter directories to load on top of the model (comma-separated)."

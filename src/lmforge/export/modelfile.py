@@ -65,7 +65,7 @@ def go_template(template: Template, tokenizer: Any) -> str | None:
     out = [_text(fill(template.prefix, tokenizer))]
     if template.system_in_user:
         out.append("{{ $sys := .System }}")
-        user_content = f"{{{{ if $sys }}}}{system}{{{{ $sys = \"\" }}}}{{{{ end }}}}{{{{ .Content }}}}"
+        user_content = f'{{{{ if $sys }}}}{system}{{{{ $sys = "" }}}}{{{{ end }}}}{{{{ .Content }}}}'
     else:
         out.append(f"{{{{ if .System }}}}{system}{{{{ end }}}}")
     user = _format(template.user, tokenizer, None, user_content)

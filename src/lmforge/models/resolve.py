@@ -30,8 +30,7 @@ def resolve_model(name_or_path: str) -> ResolvedModel:
         if not (path / "config.json").is_file():
             raise LmforgeError(
                 f"{path} is not a model directory (no config.json)",
-                "point model_name_or_path at a folder saved by save_pretrained, a .gguf file, "
-                "or smollm2-135m-instruct",
+                "point model_name_or_path at a folder saved by save_pretrained, a .gguf file, or smollm2-135m-instruct",
             )
         return ResolvedModel(str(path))
     looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1
