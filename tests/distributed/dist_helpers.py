@@ -69,6 +69,7 @@ def worker_env(tmp: Path, observe: Path | None = None, out: Path | None = None, 
 
 # accelerate's own launcher with two processes; --multi_gpu is its torchrun path, which runs on CPU
 # (gloo) too; its --cpu path wants MPI for more than one process. Port 0: a free one.
+TORCHRUN_TWO = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]  # plain torchrun, a free port
 ACCELERATE_TWO = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                   "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
 

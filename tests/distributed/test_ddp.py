@@ -1,6 +1,6 @@
 """Two processes (torchrun, gloo) train exactly what one process trains with the same global batch,
 each sample once per epoch, the data prepared once, and only rank 0 writes: launched by lmforge
-itself (FORCE_TORCHRUN) or by ``accelerate launch -m lmforge``."""
+itself (FORCE_TORCHRUN), by plain ``torchrun -m lmforge`` or by ``accelerate launch -m lmforge``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,23 @@ from pathlib import Path
 
 import pytest
 import torch
-from dist_helpers import ACCELERATE_TWO, base_config, launch, observed, samples_per_step, worker_env, write_config
+from dist_helpers import (
+    ACCELERATE_TWO,
+    TORCHRUN_TWO,
+    base_config,
+    launch,
+    observed,
+    samples_per_step,
+    worker_env,
+    write_config,
+)
 from safetensors.torch import load_file
 
 from lmforge.config import build_config
 from lmforge.train.run import run_training
 
 
-@pytest.mark.parametrize("launcher", ["lmforge", "accelerate"])
+@pytest.mark.parametrize("launcher", ["lmforge", "torchrun", "accelerate"])
 def test_two_processes_match_one_process_with_the_same_global_batch(
     launcher: str, tiny_model_dir: Path, data_file: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -27,7 +36,8 @@ def test_two_processes_match_one_process_with_the_same_global_batch(
         done = launch(write_config(tmp_path / "ddp.yaml", flat), env)
     else:
         env = worker_env(tmp_path, observe, out)
-        done = launch(write_config(tmp_path / "ddp.yaml", flat), env, launcher=ACCELERATE_TWO)
+        command = {"torchrun": TORCHRUN_TWO, "accelerate": ACCELERATE_TWO}[launcher]
+        done = launch(write_config(tmp_path / "ddp.yaml", flat), env, launcher=command)
     assert done.returncode == 0, done.stderr[-3000:]
 
     monkeypatch.setenv("LMFORGE_HOME", str(tmp_path / "home-single"))
