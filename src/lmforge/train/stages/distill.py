@@ -34,7 +34,7 @@ from lmforge.data.processors import IGNORE_INDEX
 from lmforge.errors import LmforgeError
 from lmforge.train.stages import Stage, StageParts, trainer_kwargs
 from lmforge.train.stages.dpo import place_frozen
-from lmforge.train.stages.preference import StageMetrics
+from lmforge.train.stages.preference import StageMetricsMixin
 from lmforge.train.stages.sft import padding_collator
 from lmforge.train.trainer import LmforgeTrainerMixin
 
@@ -99,7 +99,7 @@ def divergence(student: torch.Tensor, teacher: torch.Tensor, loss: str, beta: fl
     return beta * kl(teacher, mixture) + (1 - beta) * kl(student, mixture)
 
 
-class DistillTrainer(LmforgeTrainerMixin, Trainer):
+class DistillTrainer(StageMetricsMixin, LmforgeTrainerMixin, Trainer):
     """transformers' Trainer with lmforge's reliability and the distillation loss above."""
 
     def __init__(self, *args: Any, distill: Any, teacher: Any, pad_token_id: int, max_new_tokens: int, **kwargs: Any):
@@ -109,7 +109,6 @@ class DistillTrainer(LmforgeTrainerMixin, Trainer):
         self.pad_token_id = pad_token_id
         self.max_new_tokens = max_new_tokens
         self.model_accepts_loss_kwargs = False  # a mean over trained tokens: scaled for accumulation upstream
-        self.stage_metrics = StageMetrics()
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -170,15 +169,6 @@ class DistillTrainer(LmforgeTrainerMixin, Trainer):
             "attention_mask": torch.tensor([[1] * len(r) + [0] * (longest - len(r)) for r, _ in rows]),
         }
         return {key: value.to(ids.device) for key, value in batch.items()}
-
-    def prediction_step(
-        self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: Any = None
-    ) -> tuple[torch.Tensor, None, None]:
-        return super().prediction_step(model, inputs, True, ignore_keys)
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        self.stage_metrics.merge_into(logs)
-        super().log(logs, start_time)
 
 
 def build_trainer(parts: StageParts) -> DistillTrainer:

@@ -31,7 +31,7 @@ from transformers import Trainer
 from lmforge.data.encoders import PAIRWISE
 from lmforge.train.stages import Stage, StageParts, trainer_kwargs
 from lmforge.train.stages.preference import (
-    StageMetrics,
+    StageMetricsMixin,
     adapter_disabled,
     check_preference,
     load_reference,
@@ -107,7 +107,7 @@ class ReferenceMixin:
         return logps[:n], logps[n:]
 
 
-class DpoTrainer(ReferenceMixin, LmforgeTrainerMixin, Trainer):
+class DpoTrainer(StageMetricsMixin, ReferenceMixin, LmforgeTrainerMixin, Trainer):
     """transformers' Trainer with lmforge's reliability and the preference losses above."""
 
     precomputed_keys = ("ref_chosen_logps", "ref_rejected_logps")
@@ -118,7 +118,6 @@ class DpoTrainer(ReferenceMixin, LmforgeTrainerMixin, Trainer):
         self.ref_model = place_frozen(ref_model, self.args.device)
         self.uses_reference = method.pref_loss not in ("orpo", "simpo")
         self.model_accepts_loss_kwargs = False  # the loss is a mean over pairs: scaled for accumulation upstream
-        self.stage_metrics = StageMetrics()
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -145,16 +144,6 @@ class DpoTrainer(ReferenceMixin, LmforgeTrainerMixin, Trainer):
         )  # fmt: skip
         loss = losses.mean()
         return (loss, {"chosen_rewards": chosen_rewards}) if return_outputs else loss
-
-    def prediction_step(
-        self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: Any = None
-    ) -> tuple[torch.Tensor, None, None]:
-        """Evaluation: the loss and the reward metrics (logged as eval_rewards/...), no logits kept."""
-        return super().prediction_step(model, inputs, True, ignore_keys)
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        self.stage_metrics.merge_into(logs)
-        super().log(logs, start_time)
 
 
 def build_trainer(parts: StageParts) -> DpoTrainer:

@@ -22,7 +22,7 @@ from transformers import Trainer
 from lmforge.data.encoders import FEEDBACK
 from lmforge.train.stages import Stage, StageParts, trainer_kwargs
 from lmforge.train.stages.dpo import ReferenceMixin, place_frozen
-from lmforge.train.stages.preference import StageMetrics, check_preference, load_reference, sequence_logps
+from lmforge.train.stages.preference import StageMetricsMixin, check_preference, load_reference, sequence_logps
 from lmforge.train.trainer import LmforgeTrainerMixin
 
 
@@ -41,7 +41,7 @@ def kto_losses(
     return torch.where(desirable, chosen, rejected)
 
 
-class KtoTrainer(ReferenceMixin, LmforgeTrainerMixin, Trainer):
+class KtoTrainer(StageMetricsMixin, ReferenceMixin, LmforgeTrainerMixin, Trainer):
     precomputed_keys = ("ref_logps", "ref_kl_logps")
 
     def __init__(self, *args: Any, method: Any, ref_model: Any = None, **kwargs: Any) -> None:
@@ -49,7 +49,6 @@ class KtoTrainer(ReferenceMixin, LmforgeTrainerMixin, Trainer):
         self.method = method
         self.ref_model = place_frozen(ref_model, self.args.device)
         self.model_accepts_loss_kwargs = False  # a mean over answers: scaled for accumulation upstream
-        self.stage_metrics = StageMetrics()
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -77,15 +76,6 @@ class KtoTrainer(ReferenceMixin, LmforgeTrainerMixin, Trainer):
         self.stage_metrics.record(model.training, **values)
         loss = losses.mean()
         return (loss, {"rewards": rewards}) if return_outputs else loss
-
-    def prediction_step(
-        self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: Any = None
-    ) -> Any:
-        return super().prediction_step(model, inputs, True, ignore_keys)
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        self.stage_metrics.merge_into(logs)
-        super().log(logs, start_time)
 
 
 def feedback_collator(cfg: Any, tokenizer: Any) -> Any:

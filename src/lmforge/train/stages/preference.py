@@ -134,3 +134,22 @@ class StageMetrics:
             if values:
                 logs[f"{prefix}{key}"] = round(sum(values) / len(values), 6)
         self._values[mode].clear()
+
+
+class StageMetricsMixin:
+    """For a stage trainer: its ``StageMetrics`` merged into every train and eval log, and an
+    evaluation that keeps the loss only (these stages' outputs are scores or log-probabilities of
+    pairs, not the logits Trainer's prediction loop gathers). Mix in before the Trainer class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage_metrics = StageMetrics()
+
+    def prediction_step(
+        self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: Any = None
+    ) -> Any:
+        return super().prediction_step(model, inputs, True, ignore_keys)  # type: ignore[misc]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        self.stage_metrics.merge_into(logs)
+        super().log(logs, start_time)  # type: ignore[misc]

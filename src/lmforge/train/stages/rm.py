@@ -21,7 +21,7 @@ from transformers import Trainer
 from lmforge.data.encoders import PAIRWISE
 from lmforge.train.stages import Stage, StageParts, trainer_kwargs
 from lmforge.train.stages.dpo import pair_collator
-from lmforge.train.stages.preference import StageMetrics, check_preference
+from lmforge.train.stages.preference import StageMetricsMixin, check_preference
 from lmforge.train.trainer import LmforgeTrainerMixin
 
 
@@ -31,11 +31,10 @@ def pairwise_scores(model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, t
     return scores[:n].float(), scores[n:].float()
 
 
-class RewardTrainer(LmforgeTrainerMixin, Trainer):
+class RewardTrainer(StageMetricsMixin, LmforgeTrainerMixin, Trainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False  # a mean over pairs: scaled for accumulation upstream
-        self.stage_metrics = StageMetrics()
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -48,15 +47,6 @@ class RewardTrainer(LmforgeTrainerMixin, Trainer):
             **{"rewards/chosen": chosen, "rewards/rejected": rejected, "rewards/margins": chosen - rejected},
         )
         return (loss, {"chosen_scores": chosen}) if return_outputs else loss
-
-    def prediction_step(
-        self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: Any = None
-    ) -> Any:
-        return super().prediction_step(model, inputs, True, ignore_keys)
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        self.stage_metrics.merge_into(logs)
-        super().log(logs, start_time)
 
 
 def build_trainer(parts: StageParts) -> RewardTrainer:
