@@ -48,6 +48,7 @@ def test_two_nodes_on_loopback_match_one_process(tiny_model_dir: Path, data_file
         (0, "lmforge: error: node 1 (NODE_RANK=1) never joined: 1 of NNODES=2 nodes arrived within rdzv_timeout=5 s"),
         (1, "lmforge: error: node 1 could not reach node 0 (NODE_RANK=0) at 127.0.0.1:"),
     ],
+    ids=["node-0-alone", "node-1-alone"],
 )
 def test_a_node_alone_names_the_missing_one(
     rank: int, message: str, tiny_model_dir: Path, data_file: Path, tmp_path: Path
