@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import torch
 from tiny_run import build_trainer, losses_by_step
@@ -54,6 +56,31 @@ def test_sigterm_saves_current_step_and_resume_continues_from_it(
     losses = losses_by_step(resumed)
     for step in range(8, 21):
         assert losses[step] == pytest.approx(reference_losses[step], abs=1e-6), step
+
+
+class SignalGroupAt(TrainerCallback):
+    """SIGTERM, as a scheduler signals a whole process group (Slurm's scancel, ``kill -TERM -PGID``),
+    to this process and the DataLoader workers it started, at the start of step N."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.before = step, {child.pid for child in psutil.Process().children()}
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step + 1 == self.step:
+            workers = [child.pid for child in psutil.Process().children() if child.pid not in self.before]
+            assert workers, "the DataLoader workers are running"
+            # From another process, as a scheduler sends it (torch's worker exits quietly on its parent's).
+            subprocess.run(["kill", "-TERM", *map(str, [*workers, os.getpid()])], check=True)
+
+
+def test_sigterm_to_the_process_group_with_dataloader_workers_still_saves(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """torch's worker dies on a SIGTERM not sent by its parent; the main process then failed with
+    "DataLoader worker is killed by signal" instead of saving. Workers now leave the stop to it."""
+    trainer = build_trainer(tiny_model_dir, tmp_path, save_steps=100, dataloader_num_workers=2,
+                            callbacks=[SignalGroupAt(3), SignalCheckpointCallback()])  # fmt: skip
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM at step 3"):
+        trainer.train()
+    assert is_complete_checkpoint(tmp_path / "checkpoint-3")
 
 
 def test_second_signal_exits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

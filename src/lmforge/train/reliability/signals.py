@@ -10,14 +10,23 @@ the completion marker (writer.py) keeps the previous checkpoint the one resumed 
 
 Handlers are installed only while training and only from the main thread (Python allows no
 other); a run started from a worker thread (the web UI) keeps the process' handlers.
+
+DataLoader workers (``dataloader_num_workers`` > 0) ignore both signals (``keep_workers_running``):
+a scheduler that signals the whole process group (Slurm's scancel, ``kill -TERM -PGID``, Ctrl-C in
+a terminal) would otherwise kill them mid-step (torch's worker handler dies on a SIGTERM its parent
+did not send), and the main process would fail with "DataLoader worker is killed by signal" instead
+of saving. The main process still stops its workers as usual (a sentinel on their queue), and a
+worker whose main process died exits through torch's watchdog.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -26,6 +35,21 @@ from transformers import TrainerCallback
 from lmforge.errors import LmforgeError
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
+
+
+def keep_workers_running(loader: Any) -> Any:
+    """``loader`` with its worker processes ignoring SIGTERM/SIGINT (see the module docstring)."""
+    base = getattr(loader, "base_dataloader", loader)  # accelerate's adapter forwards reads, not writes
+    if getattr(base, "num_workers", 0) > 0:
+        base.worker_init_fn = functools.partial(_ignore_stop_signals, base.worker_init_fn)
+    return loader
+
+
+def _ignore_stop_signals(init: Callable[[int], None] | None, worker_id: int) -> None:
+    for signum in HANDLED:
+        signal.signal(signum, signal.SIG_IGN)
+    if init is not None:
+        init(worker_id)
 
 
 class TrainingInterrupted(LmforgeError):

@@ -10,8 +10,11 @@ works with trl trainers too):
 - throughput/memory/MFU fields merged into every training log, so trainer_log.jsonl and every
   tracker receive them (callbacks run after the trackers, so they could not add fields).
 
-It redefines only public Trainer methods (``training_step``, ``log``, ``save_model``); a test walks
-the MRO to keep it so.
+- DataLoader workers that leave a SIGTERM/SIGINT to the main process (signals.py), for the train and
+  eval loaders.
+
+It redefines only public Trainer methods (``training_step``, ``log``, ``save_model``,
+``get_train_dataloader``, ``get_eval_dataloader``); a test walks the MRO to keep it so.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from lmforge.atomic import umask_permissions
 from lmforge.train.reliability.checkpoints import checkpoint_step
 from lmforge.train.reliability.guards import NonFiniteLossGuard
 from lmforge.train.reliability.metrics import StepMetrics
+from lmforge.train.reliability.signals import keep_workers_running
 from lmforge.train.reliability.writer import CheckpointWriter, replace_pickled_args
 
 
@@ -56,6 +60,12 @@ class ReliableTrainerMixin:
         loss = super().training_step(model, inputs, num_items_in_batch)  # type: ignore[misc]
         self.nonfinite_guard.check(loss, model, self.state.global_step + 1, self.state.epoch)
         return loss
+
+    def get_train_dataloader(self) -> Any:
+        return keep_workers_running(super().get_train_dataloader())  # type: ignore[misc]
+
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+        return keep_workers_running(super().get_eval_dataloader(eval_dataset))  # type: ignore[misc]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # training logs only; eval and the final summary keep upstream's fields
