@@ -62,6 +62,18 @@ def max_across_ranks(value: int) -> int:
     return int(tensor.item())
 
 
+def sum_across_ranks(tensor: Any) -> Any:
+    """``tensor`` summed over every rank, detached (a single process: itself, detached): for a
+    statistic that must be the global batch's, as one process with the whole batch computes it."""
+    dist = _dist()
+    total = tensor.detach()
+    if dist is None:
+        return total
+    total = total.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total
+
+
 def gather_objects(value: Any) -> list[Any]:
     """Every rank's ``value``, in rank order (a single process: ``[value]``)."""
     dist = _dist()

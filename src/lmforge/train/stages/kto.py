@@ -41,6 +41,17 @@ def kto_losses(
     return torch.where(desirable, chosen, rejected)
 
 
+def batch_kl(mismatched_logratio: torch.Tensor) -> torch.Tensor:
+    """KTO's reference point: the mean log-ratio of the mismatched answers over the whole micro-batch,
+    across every rank (as trl gathers it), so several processes train what one process trains with
+    the same global batch; clamped at 0 and detached."""
+    from lmforge.distributed import sum_across_ranks
+
+    count = torch.tensor(float(mismatched_logratio.numel()), device=mismatched_logratio.device)
+    total, count = sum_across_ranks(torch.stack([mismatched_logratio.sum().float(), count]))
+    return (total / count.clamp(min=1)).clamp(min=0)
+
+
 class KtoTrainer(StageMetricsMixin, ReferenceMixin, LmforgeTrainerMixin, Trainer):
     precomputed_keys = ("ref_logps", "ref_kl_logps")
 
@@ -58,7 +69,7 @@ class KtoTrainer(StageMetricsMixin, ReferenceMixin, LmforgeTrainerMixin, Trainer
         n = logps.shape[0] // 2
         ref_answer, ref_mismatched = self.reference_logps(model, inputs)
         logratio = logps[:n] - ref_answer
-        kl = (logps[n:] - ref_mismatched).mean().clamp(min=0).detach()
+        kl = batch_kl(logps[n:] - ref_mismatched)
         desirable = inputs["kto_label"]
         losses = kto_losses(
             logratio, kl, desirable, beta=method.pref_beta,
