@@ -8,36 +8,11 @@ import json
 
 import pytest
 
-from lmforge.infer.engine import Engine, Handle
-from lmforge.infer.params import GenerationEvent, SamplingParams
+from .scripted_engine import ScriptedEngine
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
 CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 HI = [{"role": "user", "content": "Weather in Paris?"}]
-
-
-class _Done(Handle):
-    def cancel(self) -> None:
-        return None
-
-
-class ScriptedEngine(Engine):
-    """Answers ``CALL`` to everything and keeps each request's prompt and settings."""
-
-    def __init__(self, tokenizer) -> None:
-        from lmforge.data.templates import get_template
-
-        self.tokenizer = tokenizer
-        self.template = get_template("qwen", tokenizer)
-        self.model_name = "scripted"
-        self.context_len = 2048
-        self.defaults = SamplingParams(max_new_tokens=64)
-        self.requests: list[tuple[list[int], SamplingParams]] = []
-
-    def submit(self, prompt_ids, params, sink) -> Handle:
-        self.requests.append((list(prompt_ids), params))
-        sink(GenerationEvent(CALL, [], "stop", len(prompt_ids), 20))
-        return _Done()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +22,7 @@ def scripted(tokenizer):
     from lmforge.infer.api_schemas import ApiSettings
     from lmforge.infer.api_server import create_app
 
-    engine = ScriptedEngine(tokenizer)
+    engine = ScriptedEngine(tokenizer, "qwen", CALL, pieces=1)
     with TestClient(create_app(engine, ApiSettings())) as http:
         yield engine, http
 

@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from lmforge.infer.engine import Engine, Handle
-from lmforge.infer.params import GenerationEvent, SamplingParams
+from .scripted_engine import ScriptedEngine, serve_scripted
 
 TOOLS = [
     {
@@ -24,39 +23,9 @@ TOOLS = [
 ANSWER = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 
 
-class _Done(Handle):
-    def cancel(self) -> None:
-        return None
-
-
-class ScriptedEngine(Engine):
-    """Answers every request with ``ANSWER`` in two pieces; everything else is the real template."""
-
-    def __init__(self, tokenizer) -> None:
-        from lmforge.data.templates import get_template
-
-        self.tokenizer = tokenizer
-        self.template = get_template("qwen", tokenizer)
-        self.model_name = "scripted"
-        self.context_len = 2048
-        self.defaults = SamplingParams(max_new_tokens=64)
-        self.prompts: list[list[int]] = []
-
-    def submit(self, prompt_ids, params, sink) -> Handle:
-        self.prompts.append(list(prompt_ids))
-        half = len(ANSWER) // 2
-        sink(GenerationEvent(ANSWER[:half]))
-        sink(GenerationEvent(ANSWER[half:], [], "stop", len(prompt_ids), 20))
-        return _Done()
-
-
 @pytest.fixture(scope="module")
 def scripted(tokenizer, server_factory):
-    start_server, make_client = server_factory
-    engine = ScriptedEngine(tokenizer)
-    server = start_server(engine)
-    yield engine, make_client(server, "unused")
-    server.stop()
+    yield from serve_scripted(ScriptedEngine(tokenizer, "qwen", ANSWER), server_factory)
 
 
 def test_tool_calls_answer_has_openai_shape(scripted):

@@ -10,8 +10,7 @@ import json
 import openai
 import pytest
 
-from lmforge.infer.engine import Engine, Handle
-from lmforge.infer.params import GenerationEvent, SamplingParams
+from .scripted_engine import ScriptedEngine, serve_scripted
 
 TOOLS = [
     {
@@ -26,39 +25,10 @@ TOOLS = [
 ANSWER = 'I will look it up.\nAction: get_weather\nAction Input: {"city": "Paris"}'
 
 
-class _Done(Handle):
-    def cancel(self) -> None:
-        return None
-
-
-class ScriptedEngine(Engine):
-    """Answers ``ANSWER`` in two pieces behind the real chatml template (prompt side is real)."""
-
-    def __init__(self, tokenizer) -> None:
-        from lmforge.data.templates import get_template
-
-        self.tokenizer = tokenizer
-        self.template = get_template("chatml", tokenizer)
-        self.model_name = "scripted"
-        self.context_len = 2048
-        self.defaults = SamplingParams(max_new_tokens=64)
-        self.prompts: list[list[int]] = []
-
-    def submit(self, prompt_ids, params, sink) -> Handle:
-        self.prompts.append(list(prompt_ids))
-        half = len(ANSWER) // 2
-        sink(GenerationEvent(ANSWER[:half]))
-        sink(GenerationEvent(ANSWER[half:], [], "stop", len(prompt_ids), 20))
-        return _Done()
-
-
 @pytest.fixture(scope="module")
 def scripted(tokenizer, server_factory):
-    start_server, make_client = server_factory
-    engine = ScriptedEngine(tokenizer)
-    server = start_server(engine)
-    yield engine, make_client(server, "unused")
-    server.stop()
+    """``ANSWER`` in two pieces behind the real chatml template."""
+    yield from serve_scripted(ScriptedEngine(tokenizer, "chatml", ANSWER), server_factory)
 
 
 def _call(message) -> tuple[str, str, dict]:
