@@ -5,17 +5,12 @@ the mean reward rises over a fixed number of steps, and a SIGKILL after a checkp
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import yaml
+from kill_resume import train_until_killed
 
 from lmforge.config import build_config
 from lmforge.train.run import run_training
@@ -89,21 +84,9 @@ def _log(out: Path) -> dict[int, dict[str, Any]]:
     return {row["step"]: row for row in rows if "loss" in row}
 
 
-def _wait_for(path: Path, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if process.poll() is not None:
-            raise AssertionError(f"training exited early: {log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never appeared")
-        time.sleep(0.2)
-
-
 def test_grpo_reward_rises_and_a_killed_run_resumes_to_the_same_losses(
     warm_model: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    from lmforge.train.reliability.checkpoints import COMPLETE_MARKER
-
     reference = tmp_path / "reference"
     run_training(build_config(_flat(warm_model, data_dir, reference)))
     expected = _log(reference)
@@ -114,20 +97,7 @@ def test_grpo_reward_rises_and_a_killed_run_resumes_to_the_same_losses(
     assert expected[1]["tokens_per_sec"] > 0  # prompts and sampled answers are counted
 
     out = tmp_path / "killed"
-    config = tmp_path / "grpo.yaml"
-    config.write_text(yaml.safe_dump(_flat(warm_model, data_dir, out)))
-    log = tmp_path / "child.log"
-    with log.open("w") as handle:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "lmforge.cli", "train", str(config)], stdout=handle, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )  # fmt: skip
-        try:
-            _wait_for(out / "checkpoint-4" / COMPLETE_MARKER, child, log)
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-    assert child.returncode == -signal.SIGKILL
+    train_until_killed(_flat(warm_model, data_dir, out), tmp_path / "grpo.yaml", checkpoint=4)
     run_training(build_config({**_flat(warm_model, data_dir, out), "resume_from_checkpoint": True}))
     resumed = _log(out)
     assert sorted(resumed) == sorted(expected)

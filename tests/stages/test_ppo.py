@@ -11,19 +11,14 @@ signal. Sampling is top_k 8, which a few PPO updates can reorder.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import yaml
+from kill_resume import train_until_killed
 
 from lmforge.config import build_config
 from lmforge.train.run import run_training
@@ -160,41 +155,16 @@ def _scores_of(server: ScoringServer, request: int, tokenizer: Any, toy: dict[st
     return [float(near[i].float().mean()) if i else 0.0 for i in ids]
 
 
-def _wait_for(path: Path, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if process.poll() is not None:
-            raise AssertionError(f"training exited early: {log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never appeared")
-        time.sleep(0.2)
-
-
 def test_full_ppo_with_a_reward_function_raises_the_reward_and_resumes_exactly_after_sigkill(
     tiny_model_dir: Path, toy: dict[str, Path], tmp_path: Path
 ) -> None:
-    from lmforge.train.reliability.checkpoints import COMPLETE_MARKER
-
     keys = {"finetuning_type": "full", "learning_rate": 0.01, "reward_funcs": f"{toy['reward']}:near_share"}
     reference = tmp_path / "reference"
     run_training(build_config(_flat(tiny_model_dir, toy, reference, **keys)))
     expected = {row["step"]: row for row in _assert_learned(reference)}
 
     out = tmp_path / "killed"
-    config = tmp_path / "cfg.yaml"
-    config.write_text(yaml.safe_dump(_flat(tiny_model_dir, toy, out, plot_loss=False, **keys)))
-    log = tmp_path / "child.log"
-    with log.open("w") as handle:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "lmforge.cli", "train", str(config)], stdout=handle, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )  # fmt: skip
-        try:
-            _wait_for(out / "checkpoint-3" / COMPLETE_MARKER, child, log)
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-    assert child.returncode == -signal.SIGKILL
+    train_until_killed(_flat(tiny_model_dir, toy, out, plot_loss=False, **keys), tmp_path / "cfg.yaml", checkpoint=3)
     run_training(build_config({**_flat(tiny_model_dir, toy, out, plot_loss=False, **keys),
                                "resume_from_checkpoint": True}))  # fmt: skip
     resumed = {row["step"]: row for row in _log(out)}

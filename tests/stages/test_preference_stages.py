@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import yaml
+from kill_resume import train_until_killed
 
 from lmforge.config import build_config
 from lmforge.train.run import run_training
@@ -193,42 +188,17 @@ def test_kto_loss_falls(tiny_model_dir: Path, data_dir: Path, tmp_path: Path, ke
     _assert_run_outputs(out)
 
 
-def _wait_for(path: Path, process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if process.poll() is not None:
-            raise AssertionError(f"training exited early: {log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never appeared")
-        time.sleep(0.2)
-
-
 @pytest.mark.parametrize("stage", ["rm", "dpo", "kto"])
 def test_sigkill_after_checkpoint_then_resume_reproduces_the_losses(
     tiny_model_dir: Path, data_dir: Path, tmp_path: Path, stage: str
 ) -> None:
-    from lmforge.train.reliability.checkpoints import COMPLETE_MARKER
-
     keys = {"max_steps": 6, "save_steps": 3, "plot_loss": False, "per_device_train_batch_size": 2}
     reference = tmp_path / "reference"
     run_training(build_config(_flat(tiny_model_dir, data_dir, reference, stage, **keys)))
     expected = {row["step"]: row["loss"] for row in _log(reference)}
 
     out = tmp_path / "killed"
-    config = tmp_path / "cfg.yaml"
-    config.write_text(yaml.safe_dump(_flat(tiny_model_dir, data_dir, out, stage, **keys)))
-    log = tmp_path / "child.log"
-    with log.open("w") as handle:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "lmforge.cli", "train", str(config)], stdout=handle, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )  # fmt: skip
-        try:
-            _wait_for(out / "checkpoint-3" / COMPLETE_MARKER, child, log)
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-    assert child.returncode == -signal.SIGKILL
+    train_until_killed(_flat(tiny_model_dir, data_dir, out, stage, **keys), tmp_path / "cfg.yaml", checkpoint=3)
     run_training(build_config({**_flat(tiny_model_dir, data_dir, out, stage, **keys), "resume_from_checkpoint": True}))
     resumed = {row["step"]: row["loss"] for row in _log(out)}
     assert sorted(resumed) == sorted(expected)
