@@ -1,9 +1,11 @@
 """A stop is agreed across ranks at a step boundary: SIGTERM to one rank makes every rank save the
 same checkpoint and exit; after --resume, a NaN loss on one rank stops every rank at that step, and
-a disk too full for rank 0's save stops every rank before anything is written."""
+a disk too full for rank 0's save stops every rank before anything is written; a rank that stalls
+fails the job after ddp_timeout, in words."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from dist_helpers import base_config, launch, observed, worker_env, write_config
@@ -50,3 +52,13 @@ def test_sigterm_nan_and_a_full_disk_on_one_rank_stop_all(
     assert "(on rank 0 (" in lines[0] and "Traceback" not in full.stderr
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]  # the last good one, intact
     assert (out / "checkpoint-2" / "lmforge_complete.json").is_file()
+
+    # Rank 1 stalls in step 3 until the launcher tears the job down: rank 0 gives up after
+    # ddp_timeout (15 s; on CPU it was torch's 30 minutes, as transformers drops the key there) and
+    # says so in one line.
+    env.update(LMFORGE_OBSERVE_FULL_DISK="", LMFORGE_OBSERVE_STALL="1:3:600")
+    stalled = launch(config, env, "--resume", "ddp_timeout=15")
+    assert stalled.returncode == 1, stalled.stderr[-3000:]
+    lines = _errors(stalled.stderr)
+    assert f"rank 0 ({socket.gethostname()}): waited longer than ddp_timeout=15 s for the other ranks" in lines[0]
+    assert "Traceback" not in stalled.stderr

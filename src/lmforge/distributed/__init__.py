@@ -8,6 +8,7 @@ CPU tensor is used on gloo, the current CUDA device on nccl.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -101,6 +102,34 @@ def raise_agreed(error: Exception | None) -> None:
     if first is not None:
         message, hint, where = first
         raise LmforgeError(f"{message} (on {where})", hint) from error
+
+
+_TIMED_OUT = re.compile(r"Timed out waiting \d+ms|collective operation timeout")
+_PEER_GONE = re.compile(r"Connection (closed|reset) by peer|communicator was aborted")
+
+
+def collective_failure(err: BaseException, ddp_timeout: int) -> Exception | None:
+    """A collective's gloo/NCCL error as a message for the user (or None for any other error).
+
+    One rank that stops (a crash, a signal, a stall) leaves the others in a collective: they wait
+    ``ddp_timeout`` seconds, or see the connection close; torch raises a RuntimeError with C++ text.
+    """
+    from lmforge.errors import LmforgeError
+
+    if world_size() <= 1 or not isinstance(err, RuntimeError):
+        return None
+    text = str(err)
+    if _TIMED_OUT.search(text):
+        return LmforgeError(
+            f"waited longer than ddp_timeout={ddp_timeout} s for the other ranks in a collective: one of "
+            "them stopped or is far behind (its own message says why)",
+            "fix that rank; raise ddp_timeout if one rank legitimately takes that long (a long save or evaluation)",
+        )
+    if _PEER_GONE.search(text):
+        return LmforgeError(
+            "another rank left during a collective (it failed, timed out or was stopped: its own message says why)"
+        )
+    return None
 
 
 def barrier() -> None:

@@ -58,11 +58,13 @@ def build_training_arguments(cfg: RunConfig) -> Any:
     if train.optim in LOMO_OPTIMS or is_layerwise(cfg.optimizer):
         kwargs["max_grad_norm"] = 0.0  # updates happen in backward, before the whole gradient exists
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    extra = dict(train.extra)
     if world_size > 1:
         kwargs["ddp_find_unused_parameters"] = False
         if not has_cuda():
             kwargs["ddp_backend"] = "gloo"
-    extra = dict(train.extra)
+            if not extra.get("deepspeed"):  # _deepspeed makes its own group
+                _gloo_process_group(train.ddp_timeout)
     if extra.get("deepspeed"):  # docs/distributed.md: a shipped name or a JSON file, auto values filled
         extra["deepspeed"] = _deepspeed(cfg, extra["deepspeed"], bf16, fp16, world_size)
     if extra.get("fsdp"):
@@ -73,6 +75,18 @@ def build_training_arguments(cfg: RunConfig) -> Any:
         return TrainingArguments(**kwargs)
     except (TypeError, ValueError) as err:
         raise LmforgeError(f"invalid training arguments: {err}") from None
+
+
+def _gloo_process_group(seconds: int) -> None:
+    """The CPU process group, made here with ``ddp_timeout``: transformers 5.23 passes the timeout
+    to it on GPUs only (its use_cpu branch drops it), so a rank that stalled held the others for
+    torch's 30-minute default. accelerate uses a group that already exists."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=timedelta(seconds=seconds))
 
 
 def _deepspeed(cfg: RunConfig, value: Any, bf16: bool, fp16: bool, world_size: int) -> dict[str, Any]:

@@ -229,6 +229,13 @@ def _train(trainer: Any, resume: str | None) -> Any:
         logger.info("%s is at step %d of %d: training was complete; writing the final outputs only", resume,
                     done.step, done.target)  # fmt: skip
         return TrainOutput(done.step, 0.0, {"epoch": trainer.state.epoch, "resumed_complete_from": resume})
+    except RuntimeError as err:
+        from lmforge.distributed import collective_failure
+
+        failure = collective_failure(err, trainer.args.ddp_timeout)
+        if failure is None:
+            raise
+        raise failure from err
 
 
 def _save_outputs(cfg: RunConfig, trainer: Any, result: Any, output_dir: Path) -> TrainResult:

@@ -5,7 +5,9 @@ the launcher): the files opened for writing, created, renamed or removed under $
 (a Python audit hook), and the decoded samples of each training step. ``LMFORGE_OBSERVE_SIGTERM``
 = "rank:step" makes that rank send itself SIGTERM in that step; ``LMFORGE_OBSERVE_NAN`` = "rank:step"
 makes that rank's loss NaN in that step (the guard sees it as a real NaN); ``LMFORGE_OBSERVE_FULL_DISK``
-= "rank:step" makes the disk under $LMFORGE_OBSERVE_OUT look full to that rank from that step on.
+= "rank:step" makes the disk under $LMFORGE_OBSERVE_OUT look full to that rank from that step on;
+``LMFORGE_OBSERVE_STALL`` = "rank:step:seconds" makes that rank sleep that long in that step (a
+SIGTERM, the launcher's teardown, ends it).
 Every process started with it on PYTHONPATH (launchers too) prints all its threads' stacks on
 SIGUSR2 (faulthandler), so a test that times out can show where each process waits.
 """
@@ -61,6 +63,17 @@ def _install() -> None:
             pad = tokenizer.pad_token_id
             rows = [tokenizer.decode([t for t in row if t != pad]) for row in inputs["input_ids"].tolist()]
             steps.append([str(step), *rows])
+            stall_rank, _, stall = os.environ.get("LMFORGE_OBSERVE_STALL", "").partition(":")
+            if stall_rank == _RANK and stall.partition(":")[0] == str(step):
+                import signal
+                import time
+
+                def leave(signum, frame):  # the launcher tearing the job down ends the stall
+                    raise SystemExit(128 + signum)
+
+                previous = signal.signal(signal.SIGTERM, leave)
+                time.sleep(float(stall.partition(":")[2]))
+                signal.signal(signal.SIGTERM, previous)
             if os.environ.get("LMFORGE_OBSERVE_SIGTERM") == f"{_RANK}:{step}":
                 import signal
 
