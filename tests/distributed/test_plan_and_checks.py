@@ -14,7 +14,13 @@ from lmforge.distributed.cluster import cluster_problems
 from lmforge.distributed.deepspeed import SHIPPED, fill_deepspeed_config, load_deepspeed_config
 from lmforge.errors import LmforgeError
 from lmforge.launch.plan import LaunchPlan, plan_launch
-from lmforge.launch.torchrun import quiet_node_launcher, rendezvous_message, report_failures, torchrun_argv
+from lmforge.launch.torchrun import (
+    quiet_node_launcher,
+    rendezvous_message,
+    report_failures,
+    stopped_message,
+    torchrun_argv,
+)
 
 
 def test_one_process_unless_asked_or_several_gpus() -> None:
@@ -88,6 +94,18 @@ def test_each_failed_rank_is_one_line_and_the_exit_code_is_the_workers(capsys) -
     # torchelastic's "<NONE>": the worker wrote no error file (an unexpected error, traceback above)
     assert report_failures({1: _failure(1, "<NONE>", 1)}) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith("): exited with code 1 (see its output above)")
+
+
+def test_a_signal_to_the_launcher_names_the_checkpoint_to_resume(tmp_path: Path) -> None:
+    assert stopped_message("SIGTERM", str(tmp_path)).endswith(f"no complete checkpoint in {tmp_path}")
+    checkpoint = tmp_path / "checkpoint-27"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text("{}")
+    (checkpoint / "lmforge_complete.json").write_text("{}")
+    assert stopped_message("SIGTERM", str(tmp_path)) == (
+        f"training stopped by SIGTERM (sent to the launcher); latest complete checkpoint {checkpoint} "
+        "(run the same command with --resume to continue)"
+    )
 
 
 def test_missing_node_message_names_it() -> None:

@@ -20,7 +20,7 @@ def launch_if_needed(cfg: Any, argv: list[str]) -> int | None:
     """Re-launch ``lmforge <argv>`` under torchrun when the environment or the GPUs ask for it:
     returns the job's exit code, or None to train in this process."""
     plan = plan_launch(os.environ, _gpu_count(), cfg.train.rdzv_timeout)
-    return None if plan is None else relaunch(plan, argv)
+    return None if plan is None else relaunch(plan, argv, cfg.train.output_dir)
 
 
 def _gpu_count() -> int:

@@ -64,7 +64,7 @@ def torchrun_argv(plan: LaunchPlan, argv: list[str]) -> list[str]:
     ]
 
 
-def relaunch(plan: LaunchPlan, argv: list[str]) -> int:
+def relaunch(plan: LaunchPlan, argv: list[str], output_dir: str | None = None) -> int:
     """Launch this node's workers and wait; the return value is the exit code for the user."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -83,7 +83,7 @@ def relaunch(plan: LaunchPlan, argv: list[str]) -> int:
         except ChildFailedError as err:
             return report_failures(err.failures)
         except SignalException as err:
-            print(f"lmforge: launcher stopped by {signal.Signals(err.sigval).name}", file=sys.stderr)
+            print(f"lmforge: error: {stopped_message(signal.Signals(err.sigval).name, output_dir)}", file=sys.stderr)
             return 128 + int(err.sigval)
         except Exception as err:  # the rendezvous: the store's timeout or connection errors
             if not _is_rendezvous_error(err):
@@ -91,6 +91,20 @@ def relaunch(plan: LaunchPlan, argv: list[str]) -> int:
             print(f"lmforge: error: {rendezvous_message(plan, err)}", file=sys.stderr, flush=True)
             return 1
     return 0
+
+
+def stopped_message(signame: str, output_dir: str | None) -> str:
+    """The launcher got ``signame`` and forwarded it: the workers saved a step and stopped (torchrun
+    waits for them); name the checkpoint ``--resume`` continues from."""
+    from lmforge.train.reliability.checkpoints import latest_complete_checkpoint
+
+    latest = latest_complete_checkpoint(output_dir) if output_dir else None
+    if latest is None:
+        return f"training stopped by {signame} (sent to the launcher); no complete checkpoint in {output_dir}"
+    return (
+        f"training stopped by {signame} (sent to the launcher); latest complete checkpoint {latest} "
+        "(run the same command with --resume to continue)"
+    )
 
 
 def report_failures(failures: dict[int, Any]) -> int:
