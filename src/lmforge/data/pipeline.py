@@ -9,7 +9,6 @@ Streaming (``streaming: true``) reads files lazily through an IterableDataset, s
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from collections import Counter
@@ -29,6 +28,7 @@ from lmforge.data.packing import concat_chunk_batch, pack_batch
 from lmforge.data.record import FEATURES
 from lmforge.data.registry import DatasetAttr, resolve_datasets
 from lmforge.data.stats import DataReport, length_stats, merge_drops
+from lmforge.environ import environ_kept
 from lmforge.errors import LmforgeError
 
 AnyDataset = Dataset | IterableDataset
@@ -224,28 +224,11 @@ def _tokenize(
         options["desc"] = "tokenizing"
         if fingerprint:
             options["new_fingerprint"] = f"{fingerprint}-{len(records)}-tokens"
-    with _os_environ_kept():
+    with environ_kept():  # datasets swaps os.environ when num_proc is set
         tokens = records.map(function, **options)
     if isinstance(tokens, IterableDataset):
         tokens = tokens.remove_columns("full_length")
     return tokens
-
-
-@contextlib.contextmanager
-def _os_environ_kept() -> Iterator[None]:
-    """datasets' ``map(num_proc=N)`` (5.2) ends with ``os.environ = <a deep copy taken before>``: the
-    mapping everyone else holds (a launcher's saved environment, pytest's monkeypatch) is orphaned
-    and the C environment subprocesses inherit drifts from ``os.environ``. Put the real one back."""
-    environ, saved = os.environ, dict(os.environ)
-    try:
-        yield
-    finally:
-        os.environ = environ  # noqa: B003 (the original mapping back, not a new environment)
-        for key in [key for key in environ if key not in saved]:
-            del environ[key]
-        for key, value in saved.items():
-            if environ.get(key) != value:
-                environ[key] = value
 
 
 def _pack(tokens: AnyDataset, cfg: Any) -> AnyDataset:

@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmforge.environ import restore_environ
+
 # Signals a run or its libraries may take over; SIGKILL/SIGSTOP cannot be caught at all.
 SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2") if hasattr(signal, name)
@@ -87,9 +89,7 @@ class ProcessState:
         from lmforge.train.reliability.trackers import finish_runs_opened_since
 
         finish_runs_opened_since(self.tracker_runs)
-        if self.environ_mapping is not None:
-            os.environ = self.environ_mapping  # noqa: B003 (the original mapping back)
-        _restore_environ(self.environ)
+        restore_environ(os.environ if self.environ_mapping is None else self.environ_mapping, self.environ)
         if threading.current_thread() is threading.main_thread():
             for signum, handler in self.signal_handlers.items():
                 if handler is not None and signal.getsignal(signum) is not handler:
@@ -124,14 +124,6 @@ def _loggers() -> dict[str, logging.Logger]:
     }
     found[""] = logging.root
     return found
-
-
-def _restore_environ(saved: dict[str, str]) -> None:
-    for key in [k for k in os.environ if k not in saved]:
-        del os.environ[key]
-    for key, value in saved.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
 
 
 def _torch_threads() -> int | None:
